@@ -1,0 +1,177 @@
+"""Audio sources: everything that delivers 44.1 kHz mono float32 samples into a :class:`Ring`.
+
+``AudioSource`` is the interface. Subclasses **must** implement :meth:`AudioSource._open` and
+:meth:`AudioSource._close`; they **may** override :meth:`AudioSource.describe`.
+
+* ``PyAudioSource`` (``edge.audio.mic``): a PortAudio callback stream — the real microphone.
+* ``WavSource``: replays a WAV file (any rate, channels, 8/16/24/32-bit) in real time or as fast as
+  the consumer reads.
+* ``SyntheticSource``: scripted snaps / whistles / babble / noise for demos and tests.
+
+The two file-backed sources share :class:`ArraySource`, whose feeder thread writes one hop-sized
+block at a time. In real-time mode it keeps wall-clock pace (like a mic); otherwise it waits for
+the consumer so nothing is ever overwritten (replay as fast as possible with 0 overruns).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio import synth
+from edge.audio.ring import Ring
+from edge.audio.wavfile import read_wav
+from edge.config import SAMPLE_RATE, AudioSettings
+from edge.errors import AudioError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+class AudioSource(ABC):
+    """Produces samples into ``ring``. ``start`` returns once the stream runs; ``stop`` is idempotent."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, ring: Ring):
+        self.ring = ring
+        self.running = False
+        self.error: str | None = None
+        """The last stream error, for the state report ('' once recovered)."""
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._open()
+        self.running = True
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        self._close()
+
+    @property
+    def finished(self) -> bool:
+        """A finite source delivered everything (the ring is closed)."""
+        return self.ring.closed
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Start producing into ``self.ring`` (raise AudioError on failure)."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Stop producing and release the device."""
+
+    def __enter__(self) -> "AudioSource":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ArraySource(AudioSource):
+    """Feeds a prepared float32 array into the ring from a thread, block by block."""
+
+    def __init__(self, ring: Ring, samples: np.ndarray, realtime: bool = True, loop: bool = False,
+                 block: int = 1024, gain_db: float = 0.0):
+        super().__init__(ring)
+        if samples.ndim != 1 or samples.shape[0] == 0:
+            raise AudioError("audio source has no samples")
+        gain = 10.0 ** (gain_db / 20.0)
+        self.samples = (samples * gain).astype(np.float32) if gain_db else samples.astype(np.float32, copy=False)
+        self.realtime = realtime
+        self.loop = loop
+        self.block = block
+        self.position = 0
+        """Samples delivered so far (all loops)."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _open(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._feed, name=f"{type(self).__name__}-feed", daemon=True)
+        self._thread.start()
+
+    def _close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._thread = None
+
+    def _feed(self) -> None:
+        t0 = time.monotonic()
+        n = self.samples.shape[0]
+        # NOTE: leave room for one write in flight, so lockstep replay can never lap the reader.
+        room = self.ring.capacity - self.ring.max_write - self.block
+        while not self._stop.is_set():
+            offset = self.position % n
+            if offset == 0 and self.position and not self.loop:
+                break
+            chunk = self.samples[offset:offset + self.block]
+            if self.realtime:
+                due = t0 + (self.position + chunk.shape[0]) / SAMPLE_RATE
+                delay = due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+            else:
+                while self.ring.end - self.ring.read_position > room:
+                    if self._stop.wait(0.001):
+                        return
+            self.ring.write(chunk)
+            self.position += chunk.shape[0]
+        self.ring.close()
+
+
+class WavSource(ArraySource):
+    """Replays a WAV file as if it were a microphone."""
+
+    def __init__(self, ring: Ring, path: str | Path, realtime: bool = True, loop: bool = False,
+                 block: int = 1024, gain_db: float = 0.0):
+        self.path = Path(path)
+        super().__init__(ring, read_wav(self.path), realtime, loop, block, gain_db)
+
+    def describe(self) -> str:
+        return f"wav:{self.path.name}"
+
+
+class SyntheticSource(ArraySource):
+    """Plays a scripted scene of synthetic sounds (see :mod:`edge.audio.synth`)."""
+
+    DEFAULT_SCRIPT = "gap:1, snap, gap:0.6, snap, gap:0.8, whistle, gap:0.8, babble:1.5, gap:0.6, whistle, gap:1"
+
+    def __init__(self, ring: Ring, script: str = DEFAULT_SCRIPT, seed: int = 0, realtime: bool = True,
+                 loop: bool = True, block: int = 1024, gain_db: float = 0.0):
+        try:
+            samples, self.onsets = synth.render(script, seed=seed)
+        except ValueError as exc:
+            raise UsageError(f"synthetic script: {exc}") from None
+        self.script = script
+        super().__init__(ring, samples, realtime, loop, block, gain_db)
+
+    def describe(self) -> str:
+        return "synthetic"
+
+
+def make_source(settings: AudioSettings, ring: Ring, wav: str | None = None, script: str | None = None,
+                realtime: bool | None = None, loop: bool | None = None) -> AudioSource:
+    """Build the configured source (the one place that chooses a backend)."""
+    realtime = settings.realtime if realtime is None else realtime
+    loop = settings.loop if loop is None else loop
+    kind = "wav" if wav else ("synthetic" if script else settings.source)
+    if kind == "wav":
+        return WavSource(ring, wav or settings.wav, realtime=realtime, loop=loop, gain_db=settings.gain_db)
+    if kind == "synthetic":
+        return SyntheticSource(ring, script or SyntheticSource.DEFAULT_SCRIPT, realtime=realtime, loop=loop,
+                               gain_db=settings.gain_db)
+    from edge.audio.mic import PyAudioSource  # NOTE: imports pyaudio; only when a mic is wanted
+    return PyAudioSource(ring, settings)

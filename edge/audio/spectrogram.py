@@ -1,0 +1,118 @@
+"""The BROWSER_FFT front end, exactly as Chromium's AnalyserNode computes it for speech-commands.
+
+Frame k covers samples ``[k·hop, k·hop + 2048)`` of the 44.1 kHz stream. Each frame is multiplied
+by a *periodic* Blackman window (α = 0.16, divisor N — ``numpy.blackman`` is the symmetric one and
+is up to 1.8 dB off), transformed with a real FFT, and reported as ``20·log10(|X[k]| / 2048)`` for
+bins 0..231 (0–4,996 Hz). A window for the classifier is the newest 3 frames, shape [3, 232].
+
+Digital silence gives ``-inf``; the browser drops such frames, we clamp to ``db_floor`` so that a
+silent mic still yields (obviously quiet) windows.
+
+The same :class:`FrameStream` serves live audio, WAV replay, collection and the benchmark, so the
+frames a model was trained on and the frames it listens to can never differ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE
+
+DEFAULT_HOP = 1024
+DEFAULT_DB_FLOOR = -160.0
+
+
+def periodic_blackman(n: int = FFT_SIZE) -> np.ndarray:
+    """WebAudio's Blackman window: ``0.42 − 0.5·cos(2πi/N) + 0.08·cos(4πi/N)``, divisor N."""
+    i = np.arange(n, dtype=np.float64)
+    return 0.42 - 0.5 * np.cos(2 * np.pi * i / n) + 0.08 * np.cos(4 * np.pi * i / n)
+
+
+_WINDOW = periodic_blackman()
+# NOTE: fold the 1/N magnitude scale into the window, saving one multiply per bin per hop.
+_SCALED_WINDOW = (_WINDOW / FFT_SIZE).astype(np.float64)
+
+
+def frame_db(frame: np.ndarray, db_floor: float = DEFAULT_DB_FLOOR) -> np.ndarray:
+    """dB spectrum (bins 0..231, float32) of exactly 2048 samples."""
+    spec = np.fft.rfft(frame * _SCALED_WINDOW)[:NUM_BINS]
+    power = spec.real * spec.real + spec.imag * spec.imag
+    # NOTE: 10·log10(|X|²) == 20·log10(|X|) without the sqrt; the floor avoids log10(0) warnings.
+    floor_power = 10.0 ** (db_floor / 10.0)
+    np.maximum(power, floor_power, out=power)
+    return (10.0 * np.log10(power)).astype(np.float32)
+
+
+def frames_db(signal: np.ndarray, hop: int = DEFAULT_HOP, db_floor: float = DEFAULT_DB_FLOOR) -> np.ndarray:
+    """All complete frames of a whole signal, shape [n, 232] float32 (whole-file computation)."""
+    signal = np.asarray(signal, dtype=np.float64)
+    if signal.shape[0] < FFT_SIZE:
+        return np.empty((0, NUM_BINS), dtype=np.float32)
+    n = 1 + (signal.shape[0] - FFT_SIZE) // hop
+    strided = np.lib.stride_tricks.sliding_window_view(signal, FFT_SIZE)[::hop][:n]
+    spec = np.fft.rfft(strided * _SCALED_WINDOW, axis=1)[:, :NUM_BINS]
+    power = spec.real ** 2 + spec.imag ** 2
+    np.maximum(power, 10.0 ** (db_floor / 10.0), out=power)
+    return (10.0 * np.log10(power)).astype(np.float32)
+
+
+def windows_from_frames(frames: np.ndarray) -> np.ndarray:
+    """Every 3-frame window of a frame sequence, shape [n-2, 3, 232] (window i ends at frame i+2)."""
+    if frames.shape[0] < NUM_FRAMES:
+        return np.empty((0, NUM_FRAMES, NUM_BINS), dtype=np.float32)
+    return np.lib.stride_tricks.sliding_window_view(frames, NUM_FRAMES, axis=0).transpose(0, 2, 1).copy()
+
+
+def window_level_db(window: np.ndarray) -> float:
+    """Loudness of a window: the mean of its dB values (what the collection gate compares)."""
+    return float(np.mean(window))
+
+
+class FrameStream:
+    """Streaming front end: push any number of samples, get every frame that completed.
+
+    ``push`` then ``window()`` gives the newest [3, 232] window. Frame k ends at stream sample
+    ``k·hop + 2048``; :attr:`frames_emitted` counts frames since the start.
+    """
+
+    def __init__(self, hop: int = DEFAULT_HOP, db_floor: float = DEFAULT_DB_FLOOR):
+        if hop not in (512, 1024):
+            raise ValueError("hop must be 1024 (browser) or 512")
+        self.hop = hop
+        self.db_floor = db_floor
+        self._pending = np.zeros(0, dtype=np.float64)
+        self._history = np.full((NUM_FRAMES, NUM_BINS), db_floor, dtype=np.float32)
+        self.frames_emitted = 0
+
+    @property
+    def window_ready(self) -> bool:
+        return self.frames_emitted >= NUM_FRAMES
+
+    def frame_end_sample(self, k: int | None = None) -> int:
+        """Stream sample index just after frame ``k`` (default: the newest frame)."""
+        k = self.frames_emitted - 1 if k is None else k
+        return k * self.hop + FFT_SIZE
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Feed samples; returns the frames completed by them, shape [m, 232]."""
+        buf = np.concatenate((self._pending, np.asarray(samples, dtype=np.float64)))
+        if buf.shape[0] < FFT_SIZE:
+            self._pending = buf
+            return np.empty((0, NUM_BINS), dtype=np.float32)
+        frames = frames_db(buf, self.hop, self.db_floor)
+        m = frames.shape[0]
+        self._pending = buf[m * self.hop:]
+        self.frames_emitted += m
+        if m >= NUM_FRAMES:
+            self._history[:] = frames[-NUM_FRAMES:]
+        elif m:
+            self._history = np.concatenate((self._history[m:], frames))
+        return frames
+
+    def window(self) -> np.ndarray:
+        """A copy of the newest 3 frames, [3, 232] float32."""
+        return self._history.copy()
+
+
+def seconds(samples: int) -> float:
+    return samples / SAMPLE_RATE

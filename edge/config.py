@@ -173,7 +173,7 @@ class ListenSettings:
     smooth_n: int = _doc("n of k-of-n smoothing (1 = no smoothing).", default=3, min=1, max=50)
     refractory_s: float = _doc("After an action, ignore detections for this long, seconds.", default=0.3,
                                min=0.0, max=10.0)
-    min_level_db: float = _doc("Windows quieter than this (mean dB over the window) never trigger an action.",
+    min_level_db: float = _doc("Windows quieter than this (band power of the window, dB) never trigger an action.",
                                default=-100.0, min=-200.0, max=0.0)
 
     def validate(self) -> list[str]:

@@ -64,8 +64,18 @@ def windows_from_frames(frames: np.ndarray) -> np.ndarray:
 
 
 def window_level_db(window: np.ndarray) -> float:
-    """Loudness of a window: the mean of its dB values (what the collection gate compares)."""
-    return float(np.mean(window))
+    """Loudness of a window: its mean *power* over bins and frames, in dB (0–5 kHz band energy).
+
+    NOTE: not the mean of the dB values — that is dominated by the many quiet bins, so a loud
+    whistle (a few bins) would hardly move it.
+    """
+    return float(10.0 * np.log10(np.mean(np.power(10.0, window * 0.1, dtype=np.float64))))
+
+
+def window_levels_db(windows: np.ndarray) -> np.ndarray:
+    """:func:`window_level_db` of each window of a [n, 3, 232] stack."""
+    flat = windows.reshape(windows.shape[0], -1).astype(np.float64)
+    return 10.0 * np.log10(np.mean(np.power(10.0, flat * 0.1), axis=1))
 
 
 class FrameStream:

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The developer's (and CI's) one entry point. Installs what it needs (apt + a virtualenv), then:
+#   deploy/dev.sh run  [edge-slider run args]   the device on simulated hardware: mock pins, synthetic
+#                                                audio, MQTT if a broker answers on localhost:1883
+#   deploy/dev.sh test [pytest args]            the whole test suite, in both TFLite environments:
+#                                                numpy 2 + ai-edge-litert, then numpy<2 + tflite-runtime
+#   deploy/dev.sh setup                         only install
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# Debian packages the tests use: PortAudio headers (PyAudio builds from source), a real broker,
+# PulseAudio for real capture through a null sink, sound tools and packaged sounds nobody here made.
+APT_PACKAGES=(
+  python3-venv portaudio19-dev
+  mosquitto mosquitto-clients
+  pulseaudio pulseaudio-utils libasound2-plugins
+  sox libsox-fmt-all espeak-ng alsa-utils sound-theme-freedesktop
+  shellcheck systemd
+)
+
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+apt_install() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+PY=${PYTHON:-python3}
+
+make_venv() {  # make_venv DIR "pip requirement..."
+  local dir=$1; shift
+  if [ ! -x "$dir/bin/python" ]; then
+    log "venv: creating $dir"
+    "$PY" -m venv "$dir"
+    "$dir/bin/pip" install -q -U pip
+  fi
+  log "venv $dir: pip install $*"
+  "$dir/bin/pip" install -q "$@"
+}
+
+setup_main() { make_venv "$ROOT/.venv" -e "${ROOT}[audio,litert,test,plot]"; }
+# 32-bit Raspberry Pi OS has only tflite-runtime, which needs numpy<2: the suite runs there too.
+setup_tflite() { make_venv "$ROOT/.venv-tflite" -e "${ROOT}[audio,tflite,test,plot]"; }
+setup_ansible() {  # the fleet playbook's syntax check and lint (tests/deploy)
+  make_venv "$ROOT/.venv-ansible" ansible-core ansible-lint
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup)
+    apt_install; setup_main; setup_tflite; setup_ansible ;;
+  run)
+    apt_install; setup_main
+    state=${EDGE_SLIDER_STATE:-$ROOT/state}
+    log "demo: teach the mock device (snaps = left, whistles = right) and train a model in $state"
+    "$ROOT/.venv/bin/edge-slider" --state-dir "$state" demo
+    log "run: the daemon on simulated hardware (Ctrl-C stops it); MQTT on localhost:1883 if a broker answers"
+    exec "$ROOT/.venv/bin/edge-slider" --state-dir "$state" run --simulate "$@" ;;
+  test)
+    apt_install; setup_main; setup_tflite; setup_ansible
+    export EDGE_ANSIBLE_BIN="$ROOT/.venv-ansible/bin"
+    log "tests: numpy 2 + ai-edge-litert"
+    "$ROOT/.venv/bin/python" -m pytest "$@"
+    log "tests: numpy<2 + tflite-runtime (the 32-bit Pi environment)"
+    "$ROOT/.venv-tflite/bin/python" -m pytest "$@" ;;
+  *)
+    echo "usage: deploy/dev.sh run|test|setup [args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,176 @@
+"""``run`` (the daemon), ``demo``, and the file replays ``collect`` and ``listen``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio.spectrogram import frames_db, windows_from_frames
+from edge.audio.wavfile import read_wav
+from edge.collect import gate_windows
+from edge.config import SAMPLE_RATE, Config
+from edge.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run the device (the daemon; systemd runs this)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--simulate", action="store_true",
+                   help="mock GPIO pins (no Pi needed); synthetic audio unless --from-wav or audio.source says else")
+    p.add_argument("--from-wav", metavar="F", help="replay this WAV instead of the microphone")
+    p.add_argument("--script", metavar="S", help="synthetic sound script, e.g. 'snap, gap:0.5, whistle'")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio (default: run until "
+                   "SIGTERM/Ctrl-C)")
+    p.add_argument("--no-mqtt", action="store_true", help="do not connect to MQTT even if mqtt.enabled")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="scripted end-to-end story on mock hardware (< 1 min): collect, train, listen")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic sounds")
+    p.add_argument("--mqtt", action="store_true", help="also publish to the configured MQTT broker")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("collect", help="store examples from WAV files or the mic, exactly as holding a button would")
+    p.add_argument("--label", required=True, help="class label (one of the configured classes)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from-wav", metavar="F", nargs="+", help="WAV file(s); each is one hold")
+    src.add_argument("--seconds", type=float, help="record this long from the configured microphone")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("listen", help="run the listening loop on a WAV (or the mic) and print decisions")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from-wav", metavar="F", help="WAV file to listen to")
+    src.add_argument("--seconds", type=float, help="listen to the microphone this long")
+    p.add_argument("--events", metavar="OUT.jsonl", help="write one JSON line per decision here")
+    p.add_argument("--realtime", action="store_true", help="play the WAV at real-time pace (default: as fast as "
+                   "possible)")
+    p.add_argument("--threshold", type=float, help="override listen.threshold")
+    p.add_argument("--mode", choices=("continuous", "per_sound"), help="override listen.mode")
+    p.set_defaults(func=cmd_listen)
+
+
+def cmd_run(args, config: Config) -> int:
+    from edge.service import RunOptions, run_daemon
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    options = RunOptions(simulate=args.simulate, wav=args.from_wav, script=args.script,
+                         duration_s=args.duration, mqtt=False if args.no_mqtt else None)
+    return run_daemon(config, options)
+
+
+def cmd_demo(args, config: Config) -> int:
+    from edge.demo import run_demo
+    from edge.service import RunOptions, Service
+    tmp = None
+    if not args.state_dir:
+        tmp = tempfile.TemporaryDirectory(prefix="edge-slider-demo-")
+        config = config.replace("device", state_dir=tmp.name)
+    # NOTE: the demo's story is about the codelab defaults; a user's own pins and classes still apply.
+    options = RunOptions(simulate=True, mqtt=True if args.mqtt else False, script="gap:0.1", loop=False)
+    try:
+        with Service(config, options) as service:
+            if service.telemetry is not None:
+                service.telemetry.start()
+            return run_demo(service, seed=args.seed)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _open_store(config: Config):
+    from edge.store import ExampleStore
+    config.state_path.mkdir(parents=True, exist_ok=True)
+    return ExampleStore(config.state_path / "examples.sqlite")
+
+
+def _record(config: Config, seconds: float) -> np.ndarray:
+    from edge.audio.ring import Ring
+    from edge.audio.sources import make_source
+    if not 0 < seconds <= 600:
+        raise UsageError("--seconds must be in (0, 600]")
+    ring = Ring(int((seconds + 2) * SAMPLE_RATE))
+    with make_source(config.audio, ring):
+        time.sleep(seconds + 0.2)
+    return ring.read_new()[-int(seconds * SAMPLE_RATE):]
+
+
+def cmd_collect(args, config: Config) -> int:
+    spec = config.class_spec(args.label)
+    background = config.background_label
+    clips = [(f"wav:{Path(f).name}", read_wav(f)) for f in args.from_wav] if args.from_wav else \
+        [("mic", _record(config, args.seconds))]
+    with _open_store(config) as store:
+        for source, samples in clips:
+            windows = windows_from_frames(frames_db(samples, config.frontend.hop, config.frontend.db_floor))
+            result = gate_windows(config.collect, spec.name, not spec.background, windows)
+            session = f"{time.strftime('%Y%m%dT%H%M%S')}-{source}"
+            stored = store.add_many(spec.name, result.sound, source, session) if len(result.sound) else 0
+            quiet = 0
+            if len(result.quiet) and config.collect.quiet_to_background and background:
+                quiet = store.add_many(background, result.quiet, source, session)
+            dropped = len(result.quiet) - quiet
+            print(f"{source}: {len(windows)} windows → {stored} stored as {spec.name!r}, {quiet} quiet as "
+                  f"{background!r}, {dropped} dropped (floor {result.floor_db:.1f} dB, gate "
+                  f"{result.threshold_db:.1f} dB)")
+        print("examples: " + ", ".join(f"{k} {v}" for k, v in store.counts().items()))
+    return 0
+
+
+def cmd_listen(args, config: Config) -> int:
+    from edge.device.slider import NullOutput, Slider
+    from edge.engine import Engine
+    from edge.events import DecisionMade
+    from edge.model.registry import ModelRegistry
+    listen = config.listen
+    if args.threshold is not None:
+        if not 0 <= args.threshold <= 1:
+            raise UsageError("--threshold must be between 0 and 1")
+        listen = dataclasses.replace(listen, threshold=args.threshold)
+    if args.mode:
+        listen = dataclasses.replace(listen, mode=args.mode)
+    config = dataclasses.replace(config, listen=listen)
+    registry = ModelRegistry(config.state_path / "models", keep=config.train.keep_models)
+    classifier = registry.load_current(expect_hop=config.frontend.hop)
+    if classifier is None:
+        raise UsageError(f"no model in {config.state_path}: run `edge-slider train` first (or pass --state-dir)")
+    samples = read_wav(args.from_wav) if args.from_wav else _record(config, args.seconds)
+    slider = Slider(NullOutput(), config.slider, None)
+    with _open_store(config) as store:
+        engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
+        out = open(args.events, "w", encoding="utf-8") if args.events else None
+        decisions = []
+
+        def on_event(event):
+            if isinstance(event, DecisionMade):
+                line = {"t": round(event.t, 4), "label": event.label, "score": round(event.score, 4),
+                        "position": round(event.position, 3)}
+                decisions.append(line)
+                print(json.dumps(line))
+                if out:
+                    out.write(json.dumps(line) + "\n")
+
+        engine.bus.subscribe(on_event)
+        engine._listen(True)
+        block = 1024
+        t0 = time.monotonic()
+        try:
+            for i in range(0, samples.shape[0], block):
+                if args.realtime:
+                    delay = t0 + (i + block) / SAMPLE_RATE - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                engine.process(samples[i:i + block])
+        finally:
+            if out:
+                out.close()
+    log.info("%d decisions in %.1f s of audio; final position %.1f", len(decisions),
+             samples.shape[0] / SAMPLE_RATE, slider.position)
+    return 0

@@ -1,0 +1,84 @@
+"""The decision policy: from per-hop class probabilities to slider actions.
+
+Per-hop argmax fires dozens of times a second on anything loud. A hop counts as a *detection* of
+class c when c is the most probable class, its probability is at least ``threshold``, the window
+is louder than ``min_level_db``, and c has an action (the background class never acts). Then:
+
+* **k-of-n smoothing**: c wins when it was detected in at least k of the last n hops.
+* **refractory time**: after an action, nothing acts for ``refractory_s`` seconds (stream time).
+* **mode** ``continuous`` (the codelab): act on every hop while c keeps winning (still limited by
+  the refractory time); ``per_sound``: act once, then re-arm only after no class has won for a
+  hop — a long whistle is one step, two snaps are two.
+
+Time is the stream time of the window's end, so replays decide exactly as live audio does.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config import ClassSpec, ListenSettings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one hop decided."""
+
+    label: str
+    """Most probable class this hop."""
+    score: float
+    detected: str | None
+    """The class detected this hop (passes threshold and level), if any."""
+    act: str | None
+    """The class whose action must run now, if any."""
+
+
+class DecisionPolicy:
+    def __init__(self, settings: ListenSettings, classes: tuple[ClassSpec, ...]):
+        self.settings = settings
+        self.labels = tuple(c.name for c in classes)
+        self._acting = np.array([c.action != "none" and not c.background for c in classes])
+        self.threshold = settings.threshold
+        self._history: deque[int] = deque()
+        self._counts = [0] * len(self.labels)
+        """Detections per class over the last n hops (kept incrementally: this runs every hop)."""
+        self._last_action_t = -1e9
+        self._armed = True
+
+    def reset(self) -> None:
+        self._history.clear()
+        self._counts = [0] * len(self.labels)
+        self._armed = True
+        self._last_action_t = -1e9
+
+    def update(self, probs: np.ndarray, level_db: float, t: float) -> Verdict:
+        top = int(np.argmax(probs))
+        score = float(probs[top])
+        hit = (self._acting[top] and score >= self.threshold and level_db >= self.settings.min_level_db)
+        self._push(top if hit else -1)
+        winner = self._winner()
+        act = None
+        if winner is None:
+            self._armed = True
+        elif t - self._last_action_t >= self.settings.refractory_s - 1e-9:
+            if self.settings.mode == "continuous" or self._armed:
+                act = self.labels[winner]
+                self._last_action_t = t
+                self._armed = False
+        return Verdict(self.labels[top], score, self.labels[top] if hit else None, act)
+
+    def _push(self, detected: int) -> None:
+        self._history.append(detected)
+        if detected >= 0:
+            self._counts[detected] += 1
+        if len(self._history) > self.settings.smooth_n:
+            old = self._history.popleft()
+            if old >= 0:
+                self._counts[old] -= 1
+
+    def _winner(self) -> int | None:
+        best = max(range(len(self._counts)), key=self._counts.__getitem__)
+        return best if self._counts[best] >= self.settings.smooth_k else None

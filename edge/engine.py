@@ -1,0 +1,467 @@
+"""The running device: modes, the per-hop path, and the DeviceControl API.
+
+Threads. One *loop thread* owns the engine: it calls :meth:`Engine.process` with new samples and
+:meth:`Engine.poll` between blocks. Everything else — gpiozero's button threads, the MQTT command
+worker, the training thread — talks to the engine through :meth:`Engine.call`, which queues the
+request for the loop thread and waits for its answer. So mode changes, the store and the slider
+are only ever touched by one thread, and no lock is held on the audio path.
+
+Modes (explicit, reported on every change)::
+
+    idle ──collect──▶ collecting ──release──▶ idle / listening (whichever it came from)
+    idle ──train────▶ training ──done──────▶ listening (listen.autostart) or idle
+    idle ◀─listen───▶ listening
+
+Refusals (a :class:`StateError` with the reason, a ``Refused`` event, an LED error blink):
+collect while training or while another label is collecting; train while collecting or
+training; listen on while training or collecting, or without a model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future
+from typing import Any, Callable
+
+import numpy as np
+
+from edge import __version__
+from edge.audio.spectrogram import FrameStream, window_level_db
+from edge.collect import HoldCollector
+from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
+from edge.decision import DecisionPolicy
+from edge.errors import CommandError, EdgeError, StateError, StoreError
+from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
+                         ExamplesDeleted, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
+                         TrainingFinished, TrainingProgress)
+
+log = logging.getLogger(__name__)
+
+IDLE, COLLECTING, TRAINING, LISTENING = "idle", "collecting", "training", "listening"
+AMBIENT_SECONDS = 1.0
+"""How much audio before a button press counts as the room's ambient level for the gate."""
+CALL_TIMEOUT_S = 10.0
+
+
+class Engine:
+    """Owns the mode, the front end, collection, the classifier and the decision policy."""
+
+    def __init__(self, config: Config, *, store, registry, slider, led=None, bus: EventBus | None = None,
+                 classifier=None, trainer: Callable | None = None):
+        self.config = config
+        self.store = store
+        self.registry = registry
+        self.slider = slider
+        self.led = led
+        self.bus = bus or EventBus()
+        self.classifier = classifier
+        self._trainer = trainer
+        self.frontend = FrameStream(config.frontend.hop, config.frontend.db_floor)
+        self.policy = DecisionPolicy(config.listen, config.classes)
+        self.mode = IDLE
+        self._resume_listening = False
+        self._collector: HoldCollector | None = None
+        self._collect_session = ""
+        self._collect_source = ""
+        self._collect_deadline: float | None = None
+        hops_per_s = SAMPLE_RATE / config.frontend.hop
+        self._ambient = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
+        self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
+        self._prev = np.full((NUM_FRAMES - 1, NUM_BINS), config.frontend.db_floor, dtype=np.float32)
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._owner = threading.get_ident()
+        self._train_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.started = time.monotonic()
+        # Health figures for the state report.
+        self.hops = 0
+        self.level_dbfs = -float("inf")
+        self.classify_us = 0.0
+        self.hop_us = 0.0
+        self.last_label: str | None = None
+        self.last_score = 0.0
+        self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
+        self.cpu_percent = 0.0
+        self.audio_health: Callable[[], dict[str, Any]] = lambda: {}
+        """Set by the service: the source's sample rate, ring overruns, errors."""
+
+    # ------------------------------------------------------------------ threads and calls
+    def adopt_thread(self) -> None:
+        """The calling thread becomes the loop thread (call before the loop starts)."""
+        self._owner = threading.get_ident()
+
+    def call(self, fn: Callable, *args, timeout: float = CALL_TIMEOUT_S, wait: bool = True) -> Any:
+        """Run ``fn(*args)`` on the loop thread and return its result (or raise its EdgeError)."""
+        if threading.get_ident() == self._owner:
+            return fn(*args)
+        fut: Future = Future()
+        self._calls.put((fn, args, fut))
+        if not wait:
+            return None
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            raise StateError(f"the device did not answer within {timeout:.0f} s (audio loop busy or stopped)") \
+                from None
+
+    def poll(self) -> None:
+        """Between blocks on the loop thread: run queued calls, tick the slider."""
+        while True:
+            try:
+                fn, args, fut = self._calls.get_nowait()
+            except queue.Empty:
+                break
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                fut.set_exception(exc)
+        self.slider.tick()
+        now = time.monotonic()
+        mark_t, mark_cpu = self._cpu_mark
+        if now - mark_t >= 2.0:
+            cpu = sum(os.times()[:2])
+            self.cpu_percent = 100.0 * (cpu - mark_cpu) / (now - mark_t)
+            self._cpu_mark = (now, cpu)
+
+    # ------------------------------------------------------------------ the hop path
+    def process(self, samples: np.ndarray) -> None:
+        """Feed new audio; runs collection / classification for every completed hop."""
+        if samples.shape[0] == 0:
+            return
+        t0 = time.perf_counter()
+        power = float(np.dot(samples, samples)) / samples.shape[0]
+        self.level_dbfs = 10.0 * np.log10(power) if power > 0 else -float("inf")
+        frames = self.frontend.push(samples)
+        m = frames.shape[0]
+        if m == 0:
+            return
+        # NOTE: keep the two frames before this block, so every hop in a multi-hop block gets its window.
+        frames = np.concatenate((self._prev, frames))
+        self._prev = frames[-(NUM_FRAMES - 1):]
+        first = self.frontend.frames_emitted - m
+        for i in range(m):
+            k = first + i
+            if k >= NUM_FRAMES - 1:
+                self._hop(frames[i:i + NUM_FRAMES], self.frontend.frame_end_sample(k) / SAMPLE_RATE)
+        self.hop_us = (time.perf_counter() - t0) * 1e6 / m
+
+    def _hop(self, window: np.ndarray, t: float) -> None:
+        self.hops += 1
+        level = window_level_db(window)
+        if self.mode == COLLECTING:
+            assert self._collector is not None
+            if not self._collector.add(window, level):
+                log.warning("hold of %r longer than collect.max_hold_s = %s s: stopping collection",
+                            self._collector.label, self.config.collect.max_hold_s)
+                self._finish_collection()
+            elif self._collect_deadline is not None and t >= self._collect_deadline:
+                self._finish_collection()
+        else:
+            self._ambient.append(level)
+        if self.mode == LISTENING and self.classifier is not None:
+            t1 = time.perf_counter()
+            probs = self.classifier.predict(window)
+            self.classify_us = (time.perf_counter() - t1) * 1e6
+            verdict = self.policy.update(probs, level, t)
+            self.last_label, self.last_score = verdict.label, verdict.score
+            self.bus.publish(PredictionMade(t, verdict.label, verdict.score,
+                                            dict(zip(self.classifier.labels, map(float, probs))), level))
+            if verdict.act is not None:
+                self._act(verdict.act, verdict.score, t)
+
+    def _act(self, label: str, score: float, t: float) -> None:
+        spec = self.config.class_spec(label)
+        if spec.action == "step":
+            pos = self.slider.step(spec.value)
+        elif spec.action == "set":
+            pos = self.slider.set(spec.value)
+        else:
+            return
+        self.bus.publish(DecisionMade(t, label, score, pos))
+        self.bus.publish(PositionChanged(pos, "decision"))
+
+    # ------------------------------------------------------------------ modes
+    def _set_mode(self, mode: str, label: str | None = None) -> None:
+        self.mode = mode
+        if self.led is not None:
+            self.led.show(mode)
+        self.bus.publish(ModeChanged(mode, label))
+        log.info("mode: %s%s", mode, f" ({label})" if label else "")
+
+    def _refuse(self, request: str, reason: str) -> None:
+        self.bus.publish(Refused(request, reason))
+        if self.led is not None:
+            self.led.show("error")
+            self.led.show(self.mode)
+        log.warning("refused %s: %s", request, reason)
+        raise StateError(reason)
+
+    def _check_label(self, label: str) -> None:
+        if label not in self.config.labels:
+            raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
+
+    def _start_collection(self, label: str, source: str, seconds: float | None = None) -> dict[str, Any]:
+        self._check_label(label)
+        if self.mode == TRAINING:
+            self._refuse(f"collect {label}", "training in progress: collect again when it has finished")
+        if self.mode == COLLECTING:
+            assert self._collector is not None
+            self._refuse(f"collect {label}", f"already collecting {self._collector.label!r}: release it first")
+        spec = self.config.class_spec(label)
+        self._resume_listening = self.mode == LISTENING
+        self._collector = HoldCollector(self.config.collect, label, gated=not spec.background,
+                                        max_windows=self._max_hold_windows, ambient_levels=np.array(self._ambient))
+        self._collect_session = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self._collect_source = source
+        t_now = self.frontend.frame_end_sample() / SAMPLE_RATE
+        self._collect_deadline = t_now + seconds if seconds else None
+        self._set_mode(COLLECTING, label)
+        self.bus.publish(CollectionStarted(label, self._collect_session, source))
+        return {"label": label, "session": self._collect_session}
+
+    def _stop_collection(self, label: str | None) -> dict[str, Any]:
+        if self.mode != COLLECTING or self._collector is None:
+            raise StateError("not collecting")
+        if label is not None and label != self._collector.label:
+            raise StateError(f"collecting {self._collector.label!r}, not {label!r}")
+        return self._finish_collection()
+
+    def _finish_collection(self) -> dict[str, Any]:
+        assert self._collector is not None
+        collector, self._collector = self._collector, None
+        self._collect_deadline = None
+        result = collector.finish()
+        session, source = self._collect_session, self._collect_source
+        background = self.config.background_label
+        stored = moved = skipped = 0
+        try:
+            stored = self.store.add_many(result.label, result.sound, source, session) if len(result.sound) else 0
+            if len(result.quiet):
+                if self.config.collect.quiet_to_background and background:
+                    moved = self.store.add_many(background, result.quiet, source, session)
+                else:
+                    skipped = len(result.quiet)
+            counts = self.store.counts()
+        except StoreError as exc:
+            self.bus.publish(ErrorOccurred("store", str(exc)))
+            log.error("collection of %r not stored: %s", result.label, exc)
+            self._set_mode(LISTENING if self._resume_listening else IDLE)
+            raise
+        event = ExamplesCollected(result.label, session, stored, moved, skipped, counts)
+        log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (floor %.1f dB, session %s)",
+                 result.label, stored, moved, background, skipped, result.floor_db, session)
+        self.bus.publish(event)
+        self._set_mode(LISTENING if self._resume_listening and self.classifier else IDLE)
+        return {k: v for k, v in event.to_dict().items() if k != "kind"}
+
+    def _train(self) -> dict[str, Any]:
+        if self.mode in (COLLECTING, TRAINING):
+            self._refuse("train", f"cannot train while {self.mode}")
+        counts = self.store.counts()
+        low = [f"{lb} {counts.get(lb, 0)}" for lb in self.config.labels
+               if counts.get(lb, 0) < self.config.train.min_examples]
+        if low:
+            self._refuse("train", f"too few examples (need {self.config.train.min_examples} per class): "
+                         + ", ".join(low))
+        if self._trainer is None:
+            self._refuse("train", "no trainer available")
+        self._resume_listening = self.mode == LISTENING
+        self._set_mode(TRAINING)
+        self._train_thread = threading.Thread(target=self._train_worker, name="train", daemon=True)
+        self._train_thread.start()
+        return {"started": True, "counts": counts}
+
+    def _train_worker(self) -> None:
+        t0 = time.monotonic()
+
+        def progress(epoch, epochs, loss, accuracy, val_loss=None, val_accuracy=None):
+            self.bus.publish(TrainingProgress(epoch, epochs, loss, accuracy, val_loss, val_accuracy))
+
+        try:
+            outcome = self._trainer(progress=progress, should_stop=self._stopping.is_set)
+            self.call(self._training_done, outcome, None, time.monotonic() - t0, wait=False)
+        except Exception as exc:  # noqa: BLE001 - reported, the old model stays in service
+            if not isinstance(exc, EdgeError):
+                log.exception("training failed")
+            self.call(self._training_done, None, exc, time.monotonic() - t0, wait=False)
+
+    def _training_done(self, outcome, error: Exception | None, seconds: float) -> None:
+        self._train_thread = None
+        if error is None:
+            try:
+                classifier = self.registry.load_current(expect_hop=self.config.frontend.hop)
+            except EdgeError as exc:
+                error = exc
+            else:
+                self.classifier = classifier
+                self.policy.reset()
+                val = getattr(outcome, "val_accuracy", None)
+                self.bus.publish(ModelChanged(getattr(classifier, "version", None), tuple(classifier.labels), val))
+                self.bus.publish(TrainingFinished(True, getattr(classifier, "version", None), val, seconds))
+                log.info("training done in %.2f s: model v%s installed", seconds, getattr(classifier, "version", "?"))
+        if error is not None:
+            self.bus.publish(TrainingFinished(False, None, None, seconds, str(error)))
+            self.bus.publish(ErrorOccurred("training", str(error)))
+            log.error("training failed, previous model kept: %s", error)
+        listen = self.classifier is not None and (self._resume_listening or self.config.listen.autostart)
+        self._set_mode(LISTENING if listen else IDLE)
+
+    def _listen(self, on: bool) -> dict[str, Any]:
+        if on:
+            if self.mode in (TRAINING, COLLECTING):
+                self._refuse("listen on", f"cannot listen while {self.mode}")
+            if self.classifier is None:
+                self._refuse("listen on", "no model installed: hold the class buttons to collect examples, "
+                             "then press Train")
+            if self.mode != LISTENING:
+                self.policy.reset()
+                self._set_mode(LISTENING)
+        elif self.mode == LISTENING:
+            self._set_mode(IDLE)
+        elif self.mode in (TRAINING, COLLECTING):
+            self._resume_listening = False
+        return {"listening": self.mode == LISTENING}
+
+    def _position(self, value: float, source: str) -> dict[str, Any]:
+        pos = self.slider.set(value)
+        self.bus.publish(PositionChanged(pos, source))
+        return {"position": pos}
+
+    def _threshold(self, value: float) -> dict[str, Any]:
+        if not 0.0 <= value <= 1.0:
+            raise CommandError(f"threshold {value}: must be between 0 and 1")
+        self.policy.threshold = float(value)
+        return {"threshold": self.policy.threshold}
+
+    def _delete(self, label: str | None, session: str | None) -> dict[str, Any]:
+        if label is None and session is None:
+            raise CommandError("delete needs a label or a session")
+        if label is not None:
+            self._check_label(label)
+        if self.mode == TRAINING:
+            self._refuse("delete examples", "training in progress: delete when it has finished")
+        n = self.store.delete(label=label, session=session)
+        counts = self.store.counts()
+        self.bus.publish(ExamplesDeleted(n, label, session, counts))
+        return {"deleted": n, "counts": counts}
+
+    def _discard_last(self) -> dict[str, Any]:
+        session = self.store.last_session()
+        if session is None:
+            self._refuse("discard last session", "nothing collected yet")
+        return self._delete(None, session)
+
+    def _rollback(self) -> dict[str, Any]:
+        if self.mode == TRAINING:
+            self._refuse("model rollback", "training in progress")
+        version = self.registry.rollback()
+        self.classifier = self.registry.load_current(expect_hop=self.config.frontend.hop)
+        self.policy.reset()
+        self.bus.publish(ModelChanged(version, tuple(self.classifier.labels), None))
+        return {"version": version}
+
+    # ------------------------------------------------------------------ DeviceControl (any thread)
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
+
+    def collect_start(self, label: str, source: str = "mqtt") -> dict[str, Any]:
+        return self.call(self._start_collection, label, source)
+
+    def collect_stop(self, label: str) -> dict[str, Any]:
+        return self.call(self._stop_collection, label)
+
+    def collect_for(self, label: str, seconds: float, source: str = "mqtt") -> dict[str, Any]:
+        if not 0 < seconds <= self.config.collect.max_hold_s:
+            raise CommandError(f"seconds {seconds}: must be in (0, {self.config.collect.max_hold_s}] "
+                               "(collect.max_hold_s)")
+        return self.call(self._start_collection, label, source, seconds)
+
+    def train(self) -> dict[str, Any]:
+        return self.call(self._train)
+
+    def set_listening(self, on: bool) -> dict[str, Any]:
+        return self.call(self._listen, bool(on))
+
+    def toggle_listening(self) -> dict[str, Any]:
+        return self.call(lambda: self._listen(self.mode != LISTENING))
+
+    def set_position(self, value: float, source: str = "mqtt") -> dict[str, Any]:
+        if not 0.0 <= value <= 10.0:
+            raise CommandError(f"position {value}: must be between 0 and 10")
+        return self.call(self._position, float(value), source)
+
+    def set_threshold(self, value: float) -> dict[str, Any]:
+        return self.call(self._threshold, value)
+
+    def delete_examples(self, label: str | None = None, session: str | None = None) -> dict[str, Any]:
+        return self.call(self._delete, label, session)
+
+    def discard_last_session(self) -> dict[str, Any]:
+        return self.call(self._discard_last)
+
+    def rollback_model(self) -> dict[str, Any]:
+        return self.call(self._rollback)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The retained ``state`` report. Safe from any thread (reads only)."""
+        try:
+            counts = self.store.counts()
+        except StoreError:
+            counts = {}
+        clf = self.classifier
+        meta = getattr(clf, "metadata", None) or {}
+        metrics = meta.get("metrics", meta.get("training", {})) if isinstance(meta, dict) else {}
+        collecting = self._collector.label if self._collector is not None else None
+        return {
+            "mode": self.mode,
+            "collecting": collecting,
+            "labels": {lb: counts.get(lb, 0) for lb in self.config.labels},
+            "model": {"version": getattr(clf, "version", None) if clf else None,
+                      "val_accuracy": metrics.get("val_accuracy") if isinstance(metrics, dict) else None,
+                      "runtime": getattr(clf, "runtime", None) if clf else None},
+            "position": round(self.slider.position, 3),
+            "threshold": self.policy.threshold,
+            "decision_mode": self.config.listen.mode,
+            "last_label": self.last_label,
+            "audio": {"sample_rate": SAMPLE_RATE, "level_dbfs": _finite(self.level_dbfs), **self.audio_health()},
+            "classify_us": round(self.classify_us, 1),
+            "hop_us": round(self.hop_us, 1),
+            "cpu_percent": round(self.cpu_percent, 1),
+            "rss_mb": round(_rss_mb(), 1),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "version": __version__,
+        }
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """Stop training (it checks the flag per batch), finish a hold, park the slider."""
+        self._stopping.set()
+        if self._collector is not None:
+            try:
+                self._finish_collection()
+            except EdgeError as exc:
+                log.error("last hold not stored at shutdown: %s", exc)
+        if self._train_thread is not None:
+            self._train_thread.join(timeout=5.0)
+
+
+def _finite(x: float) -> float | None:
+    return round(float(x), 1) if np.isfinite(x) else None
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3

@@ -1,0 +1,75 @@
+"""The collection gate: the quiet between repetitions is not stored as the sound."""
+
+import numpy as np
+
+from edge.audio import synth
+from edge.audio.spectrogram import frames_db, window_level_db, window_levels_db, windows_from_frames
+from edge.collect import HoldCollector, gate_windows
+from edge.config import CollectSettings
+
+
+def windows_of(script, seed=0, **kw):
+    signal, onsets = synth.render(script, seed=seed, **kw)
+    return windows_from_frames(frames_db(signal)), onsets
+
+
+def window_has_sound(i, onsets, hop=1024, span=4096, audible_s=0.05):
+    """Does window i overlap the audible part of a sound? (A snap decays within ~50 ms.)"""
+    start, end = i * hop / 44100, (i * hop + span) / 44100
+    return any(o.start < end and o.start + min(o.duration, audible_s) > start for o in onsets)
+
+
+def test_snaps_with_gaps_keep_only_windows_with_the_snap():
+    windows, onsets = windows_of(", ".join(["gap:0.5", "snap"] * 8) + ", gap:0.5")
+    result = gate_windows(CollectSettings(), "left", True, windows)
+    assert 0 < len(result.sound) < len(windows) / 2
+    levels = window_levels_db(windows)
+    kept = levels >= result.threshold_db
+    near = np.array([window_has_sound(i, onsets, audible_s=0.2) for i in range(len(windows))])
+    onset = np.array([window_has_sound(i, onsets, audible_s=0.02) for i in range(len(windows))])
+    # Every kept window is near a snap (its tail rings ~0.1 s); nearly every window with an onset is kept.
+    assert near[kept].all()
+    assert kept[onset].mean() > 0.8
+    assert len(result.sound) + len(result.quiet) == len(windows)
+
+
+def test_codelab_way_without_gate_labels_the_quiet_too():
+    windows, _ = windows_of(", ".join(["gap:0.5", "snap"] * 8))
+    result = gate_windows(CollectSettings(gate=False), "left", True, windows)
+    assert len(result.sound) == len(windows) and len(result.quiet) == 0
+
+
+def test_background_class_is_never_gated():
+    windows, _ = windows_of("gap:2, babble:1")
+    result = gate_windows(CollectSettings(), "noise", False, windows)
+    assert len(result.sound) == len(windows)
+
+
+def test_continuous_whistle_uses_the_ambient_floor_from_before_the_press():
+    quiet, _ = windows_of("gap:1", seed=1)
+    ambient = window_levels_db(quiet)
+    windows, _ = windows_of("whistle:8", seed=2)
+    c = HoldCollector(CollectSettings(), "right", True, 1000, ambient_levels=ambient)
+    for w in windows:
+        c.add(w, window_level_db(w))
+    result = c.finish()
+    assert len(result.sound) >= 0.9 * len(windows)
+    # Without the ambient floor, the hold's own 20th percentile is the whistle itself.
+    assert len(gate_windows(CollectSettings(), "right", True, windows).sound) < 0.9 * len(windows)
+
+
+def test_gate_is_relative_to_the_holds_floor_not_absolute():
+    loud, _ = windows_of(", ".join(["gap:0.5", "snap"] * 6), seed=3, gain_db=18)
+    soft, _ = windows_of(", ".join(["gap:0.5", "snap"] * 6), seed=3, gain_db=-18)
+    a = gate_windows(CollectSettings(), "left", True, loud)
+    b = gate_windows(CollectSettings(), "left", True, soft)
+    assert abs(len(a.sound) - len(b.sound)) <= 3
+    assert a.floor_db - b.floor_db > 30
+
+
+def test_hold_longer_than_limit_is_truncated():
+    c = HoldCollector(CollectSettings(), "left", True, 5)
+    w = np.zeros((3, 232), dtype=np.float32)
+    assert all(c.add(w, 0.0) for _ in range(5))
+    assert not c.add(w, 0.0)
+    assert c.finish().truncated

@@ -1,0 +1,75 @@
+"""The decision policy: threshold, k-of-n smoothing, refractory time, continuous vs per_sound."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edge.config import DEFAULT_CLASSES, ListenSettings
+from edge.decision import DecisionPolicy
+
+HOP_S = 1024 / 44100
+LEFT, RIGHT, NOISE = np.eye(3, dtype=np.float32) * 0.9 + 0.1 / 3
+
+
+def run(policy, seq, level=-50.0):
+    acts = []
+    for i, p in enumerate(seq):
+        v = policy.update(p, level, i * HOP_S)
+        if v.act:
+            acts.append((i, v.act))
+    return acts
+
+
+def make(**kw):
+    base = ListenSettings(threshold=0.75, smooth_k=2, smooth_n=3, refractory_s=0.0, mode="per_sound")
+    return DecisionPolicy(dataclasses.replace(base, **kw), DEFAULT_CLASSES)
+
+
+def test_per_sound_acts_once_per_sound_and_rearms():
+    seq = [NOISE] * 3 + [LEFT] * 10 + [NOISE] * 3 + [LEFT] * 4
+    assert run(make(), seq) == [(4, "left"), (17, "left")]
+
+
+def test_continuous_acts_every_hop_while_it_wins():
+    seq = [NOISE] + [LEFT] * 5 + [NOISE] * 3
+    acts = run(make(mode="continuous"), seq)
+    assert [i for i, _ in acts] == [2, 3, 4, 5, 6]
+
+
+def test_refractory_limits_continuous_rate():
+    seq = [LEFT] * 44  # ~1 s
+    acts = run(make(mode="continuous", refractory_s=0.25), seq)
+    gaps = np.diff([i * HOP_S for i, _ in acts])
+    assert len(acts) == 4 and np.all(gaps >= 0.25 - 1e-9)
+
+
+def test_refractory_suppresses_a_second_sound_too_soon():
+    seq = [LEFT] * 3 + [NOISE] * 2 + [LEFT] * 3
+    assert len(run(make(refractory_s=1.0), seq)) == 1
+    assert len(run(make(refractory_s=0.0), seq)) == 2
+
+
+def test_threshold_and_level_gate():
+    weak = np.array([0.6, 0.2, 0.2], dtype=np.float32)
+    assert run(make(), [weak] * 5) == []
+    assert run(make(threshold=0.5), [weak] * 5) == [(1, "left")]
+    assert run(make(min_level_db=-40.0), [LEFT] * 5, level=-60.0) == []
+
+
+def test_single_hop_blip_is_smoothed_away():
+    seq = [NOISE, LEFT, NOISE, RIGHT, NOISE, NOISE]
+    assert run(make(), seq) == []
+    assert run(make(smooth_k=1, smooth_n=1), seq) == [(1, "left"), (3, "right")]
+
+
+def test_background_never_acts():
+    assert run(make(smooth_k=1, smooth_n=1), [NOISE] * 10) == []
+
+
+@pytest.mark.parametrize("mode", ["continuous", "per_sound"])
+def test_first_decision_within_one_hop_of_first_detection(mode):
+    # Decision latency: k=2 → the hop after the first detecting hop.
+    seq = [NOISE] * 5 + [RIGHT] * 5
+    acts = run(make(mode=mode), seq)
+    assert acts[0] == (6, "right")

@@ -1,0 +1,31 @@
+"""``edge-slider bench``: every figure in one run, beside its anchor."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from edge.config import Config
+from edge.errors import UsageError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measure speed, accuracy and memory against the reference anchors")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, ~1 min)")
+    p.add_argument("--data", metavar="DIR", help="folder with seed-train.npz / seed-test.npz "
+                   "(default: $EDGE_SLIDER_BENCH_DIR, else ../shared/bench beside the checkout)")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args, config: Config) -> int:
+    from edge.bench import default_bench_dir, format_table, run_bench
+    bench_dir = Path(args.data) if args.data else default_bench_dir()
+    if args.data and not (bench_dir / "seed-train.npz").is_file():
+        raise UsageError(f"--data {args.data}: no seed-train.npz there")
+    figures = run_bench(bench_dir, quick=args.quick, progress=lambda m: print(m, file=sys.stderr))
+    if bench_dir is None:
+        print("note: seed-*.npz not found: training/accuracy figures skipped (pass --data)", file=sys.stderr)
+    print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
+    return 0

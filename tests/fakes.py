@@ -1,0 +1,81 @@
+"""In-memory fakes for unit tests of the engine (the real backends have their own tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class FakeStore:
+    def __init__(self):
+        self.rows: list[tuple[str, np.ndarray, str, str]] = []
+        self.fail: Exception | None = None
+
+    def add_many(self, label, windows, source, session):
+        if self.fail:
+            raise self.fail
+        for w in windows:
+            self.rows.append((label, w.copy(), source, session))
+        return len(windows)
+
+    def counts(self):
+        out: dict[str, int] = {}
+        for label, *_ in self.rows:
+            out[label] = out.get(label, 0) + 1
+        return out
+
+    def delete(self, label=None, session=None):
+        keep = [r for r in self.rows if not (label and r[0] == label or session and r[3] == session)]
+        n = len(self.rows) - len(keep)
+        self.rows = keep
+        return n
+
+    def last_session(self):
+        return self.rows[-1][3] if self.rows else None
+
+    def close(self):
+        pass
+
+
+class FakeClassifier:
+    """Says 'left' for loud low-frequency windows, 'right' for loud high ones, else 'noise'."""
+
+    labels = ("left", "right", "noise")
+    version = 1
+    runtime = "fake"
+    metadata: dict = {}
+
+    def predict(self, window):
+        lo, hi = window[:, 10:60].max(), window[:, 60:].max()
+        if max(lo, hi) < -50:
+            return np.array([0.02, 0.02, 0.96], dtype=np.float32)
+        return np.array([0.96, 0.02, 0.02] if lo > hi else [0.02, 0.96, 0.02], dtype=np.float32)
+
+
+class FakeRegistry:
+    def __init__(self, classifier=None):
+        self.classifier = classifier
+
+    def load_current(self, expect_hop=None):
+        return self.classifier
+
+    def rollback(self):
+        return 0
+
+
+class FakeSlider:
+    def __init__(self, position=5.0):
+        self.position = position
+        self.moves: list[float] = []
+
+    def step(self, delta):
+        self.position = round(min(10.0, max(0.0, self.position + delta)), 9)
+        self.moves.append(self.position)
+        return self.position
+
+    def set(self, value):
+        self.position = min(10.0, max(0.0, value))
+        self.moves.append(self.position)
+        return self.position
+
+    def tick(self, now=None):
+        pass

@@ -1,0 +1,130 @@
+"""The engine's modes and refusals, with in-memory fakes (the daemon tests use the real parts)."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from edge.audio import synth
+from edge.config import Config
+from edge.engine import Engine
+from edge.errors import CommandError, StateError, StoreError
+from edge.events import ExamplesCollected, Refused
+from tests.fakes import FakeClassifier, FakeRegistry, FakeSlider, FakeStore
+
+
+def make_engine(classifier=None, trainer=None, **cfg):
+    config = Config()
+    for section, values in cfg.items():
+        config = config.replace(section, **values)
+    events = []
+    engine = Engine(config, store=FakeStore(), registry=FakeRegistry(classifier), slider=FakeSlider(),
+                    classifier=classifier, trainer=trainer)
+    engine.bus.subscribe(events.append)
+    return engine, events
+
+
+def feed(engine, samples):
+    for i in range(0, len(samples), 1024):
+        engine.process(samples[i:i + 1024])
+        engine.poll()
+
+
+def test_collect_hold_stores_sound_and_quiet_as_background():
+    engine, events = make_engine()
+    feed(engine, synth.render("gap:1")[0])
+    engine.collect_start("left", "test")
+    assert engine.mode == "collecting"
+    feed(engine, synth.render(", ".join(["gap:0.4", "snap"] * 5) + ", gap:0.4", seed=2)[0])
+    result = engine.collect_stop("left")
+    assert engine.mode == "idle"
+    counts = engine.store.counts()
+    assert 0 < counts["left"] < counts["noise"]
+    done = [e for e in events if isinstance(e, ExamplesCollected)]
+    assert done and done[0].stored == counts["left"] and result["background"] == counts["noise"]
+
+
+def test_refusals_are_defined_and_reported():
+    engine, events = make_engine()
+    with pytest.raises(CommandError, match="unknown label 'up'"):
+        engine.collect_start("up")
+    with pytest.raises(StateError, match="too few examples"):
+        engine.train()
+    with pytest.raises(StateError, match="no model installed"):
+        engine.set_listening(True)
+    engine.collect_start("left")
+    with pytest.raises(StateError, match="already collecting 'left'"):
+        engine.collect_start("right")
+    with pytest.raises(StateError, match="cannot train while collecting"):
+        engine.train()
+    engine.collect_stop("left")
+    with pytest.raises(StateError, match="not collecting"):
+        engine.collect_stop("left")
+    assert sum(isinstance(e, Refused) for e in events) == 4
+
+
+def test_collect_refused_while_training():
+    release = threading.Event()
+
+    def trainer(progress, should_stop):
+        release.wait(5)
+        raise StoreError("stopped")
+
+    engine, _ = make_engine(trainer=trainer, train={"min_examples": 2})
+    engine.store.add_many("left", np.zeros((3, 3, 232), np.float32), "t", "s1")
+    engine.store.add_many("right", np.zeros((3, 3, 232), np.float32), "t", "s1")
+    engine.store.add_many("noise", np.zeros((3, 3, 232), np.float32), "t", "s1")
+    engine.train()
+    assert engine.mode == "training"
+    with pytest.raises(StateError, match="training in progress"):
+        engine.collect_start("left")
+    release.set()
+    for _ in range(200):
+        engine.poll()
+        if engine.mode != "training":
+            break
+        threading.Event().wait(0.01)
+    assert engine.mode == "idle"  # the trainer failed: old (no) model kept, back to idle
+
+
+def test_listening_moves_slider_once_per_sound():
+    engine, _ = make_engine(classifier=FakeClassifier())
+    engine.set_listening(True)
+    feed(engine, synth.render("gap:0.5, whistle:0.6, gap:0.8, whistle:0.6, gap:0.5", seed=3)[0])
+    assert engine.slider.moves == [5.1, 5.2]
+
+
+def test_store_failure_refuses_collection_without_crash():
+    engine, _ = make_engine()
+    engine.store.fail = StoreError("disk full")
+    engine.collect_start("left")
+    feed(engine, synth.render("snap, gap:0.3")[0])
+    with pytest.raises(StoreError):
+        engine.collect_stop("left")
+    assert engine.mode == "idle"
+
+
+def test_calls_from_other_threads_run_on_the_loop_thread():
+    engine, _ = make_engine(classifier=FakeClassifier())
+    seen = {}
+
+    def remote():
+        seen["result"] = engine.set_position(7.5)
+
+    t = threading.Thread(target=remote)
+    t.start()
+    for _ in range(100):
+        engine.poll()
+        if "result" in seen:
+            break
+        threading.Event().wait(0.01)
+    t.join(1)
+    assert seen["result"] == {"position": 7.5} and engine.slider.position == 7.5
+
+
+def test_collect_for_seconds_stops_by_itself():
+    engine, _ = make_engine()
+    engine.collect_for("noise", 0.5)
+    feed(engine, synth.render("gap:1")[0])
+    assert engine.mode == "idle"
+    assert 15 <= engine.store.counts()["noise"] <= 25

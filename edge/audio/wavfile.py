@@ -137,16 +137,16 @@ def wav_info(path: str | Path) -> WavInfo:
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """16-bit mono PCM, written to a temp file then renamed (a crash never leaves half a WAV)."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
+    import io
+    from edge.fileio import atomic_write_bytes
     pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0 - 1 / 32768) * 32768).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
     try:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(pcm.tobytes())
-        tmp.replace(p)
+        atomic_write_bytes(Path(path), buf.getvalue())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise WavError(f"{path}: cannot write ({exc.strerror})") from None

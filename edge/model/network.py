@@ -1,0 +1,132 @@
+"""The codelab network in numpy: forward, backward, nothing else (no IO, no training loop).
+
+    input [3, 232] dB → normalize (dB + 100) / 10
+    → depthwise conv 3×3, depth multiplier 8, valid, ReLU   → [1, 230, 8]
+    → max-pool [1, 2], stride [2, 2]                         → [1, 115, 8]
+    → flatten (NHWC order, as TF does)                       → [920]
+    → dense K → softmax
+
+The conv is one matmul over a sliding-window view of the input (9 taps), so a whole mini-batch
+is a handful of BLAS calls; on this size of network that is what makes training take ~0.3 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config import NUM_BINS, NUM_FRAMES
+
+NORM_MEAN = -100.0
+NORM_STD = 10.0
+KH, KW, DEPTH = NUM_FRAMES, 3, 8
+CONV_W = NUM_BINS - KW + 1          # 230
+POOL_W = CONV_W // 2                 # 115
+FLAT = POOL_W * DEPTH                # 920
+
+
+def normalize(x_db: np.ndarray) -> np.ndarray:
+    """The codelab's normalization: (dB − (−100)) / 10."""
+    return (x_db - NORM_MEAN) / NORM_STD
+
+
+@dataclass
+class Params:
+    """Weights in TF's layouts: conv [KH, KW, DEPTH] (input channel 1 squeezed), dense [920, K]."""
+
+    conv_w: np.ndarray
+    conv_b: np.ndarray
+    dense_w: np.ndarray
+    dense_b: np.ndarray
+
+    NAMES = ("conv_w", "conv_b", "dense_w", "dense_b")
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.dense_b.shape[0])
+
+    def arrays(self) -> list[np.ndarray]:
+        return [getattr(self, n) for n in self.NAMES]
+
+    def astype(self, dtype) -> "Params":
+        return Params(*(a.astype(dtype) for a in self.arrays()))
+
+    def copy(self) -> "Params":
+        return Params(*(a.copy() for a in self.arrays()))
+
+
+def init_params(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Params:
+    """Glorot-uniform kernels and zero biases, as Keras / TF.js initialise these layers."""
+    def glorot(shape, fan_in, fan_out):
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, size=shape).astype(dtype)
+    return Params(
+        conv_w=glorot((KH, KW, DEPTH), KH * KW, KH * KW * DEPTH),
+        conv_b=np.zeros(DEPTH, dtype),
+        dense_w=glorot((FLAT, num_classes), FLAT, num_classes),
+        dense_b=np.zeros(num_classes, dtype),
+    )
+
+
+def patches(xn: np.ndarray) -> np.ndarray:
+    """[N, 3, 232] normalized → [N, 230, 9] conv taps (a view reshaped into a copy)."""
+    v = np.lib.stride_tricks.sliding_window_view(xn, KW, axis=2)   # [N, 3, 230, 3]
+    return v.transpose(0, 2, 1, 3).reshape(xn.shape[0], CONV_W, KH * KW)
+
+
+@dataclass
+class Cache:
+    taps: np.ndarray
+    z1: np.ndarray
+    pick: np.ndarray
+    flat: np.ndarray
+    probs: np.ndarray
+
+
+def forward(p: Params, xn: np.ndarray, keep: bool = False):
+    """Probabilities [N, K] for normalized input [N, 3, 232]; with ``keep`` also the backward cache."""
+    taps = patches(xn)
+    z1 = taps @ p.conv_w.reshape(KH * KW, DEPTH) + p.conv_b       # [N, 230, 8]
+    a1 = np.maximum(z1, 0)
+    even, odd = a1[:, 0::2], a1[:, 1::2]                           # [N, 115, 8] each
+    pick = odd > even
+    pooled = np.where(pick, odd, even)
+    flat = pooled.reshape(xn.shape[0], FLAT)
+    logits = flat @ p.dense_w + p.dense_b
+    probs = softmax(logits)
+    if keep:
+        return probs, Cache(taps, z1, pick, flat, probs)
+    return probs
+
+
+def logits_and_activations(p: Params, xn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(conv ReLU output [N, 230, 8], logits [N, K]): what int8 calibration needs."""
+    a1 = np.maximum(patches(xn) @ p.conv_w.reshape(KH * KW, DEPTH) + p.conv_b, 0)
+    pooled = np.maximum(a1[:, 0::2], a1[:, 1::2])
+    return a1, pooled.reshape(xn.shape[0], FLAT) @ p.dense_w + p.dense_b
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def loss_and_grads(p: Params, xn: np.ndarray, y: np.ndarray) -> tuple[float, Params, np.ndarray]:
+    """Mean categorical cross-entropy over the batch, its gradients, and the probabilities."""
+    n = xn.shape[0]
+    probs, c = forward(p, xn, keep=True)
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(n), y], 1e-12, None))))
+    dz2 = probs.copy()
+    dz2[np.arange(n), y] -= 1.0
+    dz2 /= n
+    d_dense_w = c.flat.T @ dz2
+    d_dense_b = dz2.sum(axis=0)
+    dpool = (dz2 @ p.dense_w.T).reshape(n, POOL_W, DEPTH)
+    da1 = np.zeros_like(c.z1)
+    da1[:, 1::2] = np.where(c.pick, dpool, 0)
+    da1[:, 0::2] = np.where(c.pick, 0, dpool)
+    dz1 = np.where(c.z1 > 0, da1, 0)
+    d_conv_w = (c.taps.reshape(-1, KH * KW).T @ dz1.reshape(-1, DEPTH)).reshape(KH, KW, DEPTH)
+    d_conv_b = dz1.sum(axis=(0, 1))
+    return loss, Params(d_conv_w, d_conv_b, d_dense_w, d_dense_b), probs

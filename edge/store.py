@@ -1,0 +1,214 @@
+"""The example store: one SQLite row per labelled [3, 232] dB window, crash-safe.
+
+SQLite (stdlib) in WAL mode with ``synchronous=FULL``: every ``add_many`` / ``delete`` / import
+chunk is one transaction, so a power cut or SIGKILL leaves either the whole batch or none of it
+(tested with SIGKILL during a bulk import). Windows are stored as raw float32 bytes (2,784 B each);
+the shape is checked on the way in and on the way out.
+
+The ``.npz`` format is the one of ``shared/bench/seed-*.npz``: ``x`` [N,3,232] float32 dB,
+``y`` [N] int, ``labels`` [K] str.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from edge.config import NUM_BINS, NUM_FRAMES
+from edge.errors import StoreError
+from edge.fileio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+WINDOW_SHAPE = (NUM_FRAMES, NUM_BINS)
+WINDOW_BYTES = NUM_FRAMES * NUM_BINS * 4
+IMPORT_CHUNK = 256
+"""Rows per transaction on import: big enough to be fast, small enough to report progress."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS examples (
+    id       INTEGER PRIMARY KEY,
+    label    TEXT    NOT NULL,
+    window   BLOB    NOT NULL,
+    created  REAL    NOT NULL,
+    source   TEXT    NOT NULL,
+    session  TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS examples_label ON examples(label);
+CREATE INDEX IF NOT EXISTS examples_session ON examples(session);
+"""
+
+
+class ExampleStore:
+    """Labelled windows under the state dir. Not thread-safe: the engine's loop thread owns it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # NOTE: check_same_thread=False because the trainer thread reads the store; the engine
+            # never writes while training (collect is refused in that mode).
+            self._db = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"example store {self.path}: {exc} (move the file away to start a new store)") \
+                from None
+        except OSError as exc:
+            raise StoreError(f"example store {self.path}: {exc.strerror}") from None
+
+    # ------------------------------------------------------------------ writes
+    def _write(self, what: str, fn: Callable[[sqlite3.Connection], int]) -> int:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                n = fn(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return n
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what} not stored ({exc}); nothing was written") from None
+
+    def add_many(self, label: str, windows: np.ndarray | Iterable[np.ndarray], source: str, session: str) -> int:
+        """Store windows under one label in one transaction; returns how many."""
+        rows = [_blob(w) for w in windows]
+        now = time.time()
+        return self._write(f"{len(rows)} {label!r} examples", lambda db: db.executemany(
+            "INSERT INTO examples(label, window, created, source, session) VALUES (?,?,?,?,?)",
+            [(label, b, now, source, session) for b in rows]).rowcount)
+
+    def delete(self, label: str | None = None, session: str | None = None) -> int:
+        """Delete by label and/or session; with neither, delete everything. Returns rows deleted."""
+        where, params = _where(label, session)
+        return self._write("delete", lambda db: db.execute(f"DELETE FROM examples{where}", params).rowcount)
+
+    # ------------------------------------------------------------------ reads
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT label, COUNT(*) FROM examples GROUP BY label ORDER BY label").fetchall()
+        return {label: n for label, n in rows}
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
+
+    def last_session(self) -> str | None:
+        row = self._db.execute("SELECT session FROM examples ORDER BY id DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def sessions(self) -> list[dict]:
+        rows = self._db.execute(
+            "SELECT session, label, source, COUNT(*), MIN(created) FROM examples "
+            "GROUP BY session, label ORDER BY MIN(id)").fetchall()
+        return [{"session": s, "label": lb, "source": src, "count": n, "created": c} for s, lb, src, n, c in rows]
+
+    def load(self, labels: Iterable[str] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """All windows as ``(x [N,3,232] float32, y [N] int, labels)``; labels default to those present."""
+        labels = tuple(labels) if labels is not None else tuple(self.counts())
+        index = {lb: i for i, lb in enumerate(labels)}
+        xs, ys = [], []
+        for label, blob in self._db.execute("SELECT label, window FROM examples ORDER BY id"):
+            if label not in index:
+                continue
+            if len(blob) != WINDOW_BYTES:
+                raise StoreError(f"example store {self.path}: a {label!r} row holds {len(blob)} bytes, "
+                                 f"not {WINDOW_BYTES}; delete that label and collect again")
+            xs.append(np.frombuffer(blob, dtype=np.float32).reshape(WINDOW_SHAPE))
+            ys.append(index[label])
+        x = np.stack(xs) if xs else np.zeros((0, *WINDOW_SHAPE), np.float32)
+        return x, np.asarray(ys, dtype=np.int64), labels
+
+    def integrity_ok(self) -> bool:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # ------------------------------------------------------------------ files
+    def export_npz(self, path: str | Path, labels: Iterable[str] | None = None) -> int:
+        x, y, labels = self.load(labels)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, x=x, y=y, labels=np.asarray(labels, dtype=str))
+        try:
+            atomic_write_bytes(Path(path), buf.getvalue())
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
+        return int(x.shape[0])
+
+    def import_npz(self, path: str | Path, source: str = "import", session: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Import a seed-format .npz, one transaction per chunk; returns counts imported per label."""
+        x, y, labels = read_npz(path)
+        session = session or f"import-{time.strftime('%Y%m%dT%H%M%S')}-{Path(path).stem}"
+        added: dict[str, int] = {}
+        for start in range(0, x.shape[0], IMPORT_CHUNK):
+            xs, ys = x[start:start + IMPORT_CHUNK], y[start:start + IMPORT_CHUNK]
+            now = time.time()
+            rows = [(labels[int(k)], _blob(w), now, source, session) for w, k in zip(xs, ys)]
+            self._write(f"import chunk at row {start}", lambda db: db.executemany(
+                "INSERT INTO examples(label, window, created, source, session) VALUES (?,?,?,?,?)", rows).rowcount)
+            for k in ys:
+                added[labels[int(k)]] = added.get(labels[int(k)], 0) + 1
+            if progress:
+                progress(min(start + IMPORT_CHUNK, x.shape[0]), x.shape[0])
+        return added
+
+    def close(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            self._db = None
+
+    def __enter__(self) -> "ExampleStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """A seed-format dataset, checked: one-line errors naming the key that is wrong."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("x", "y", "labels") if k not in data.files]
+            if missing:
+                raise StoreError(f"{path}: missing key(s) {', '.join(missing)}; expected x [N,3,232] float32 dB, "
+                                 "y [N] int, labels [K] str")
+            x, y, labels = data["x"], data["y"], tuple(str(s) for s in data["labels"])
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}: not a readable .npz ({exc})") from None
+    if x.ndim != 3 or x.shape[1:] != WINDOW_SHAPE:
+        raise StoreError(f"{path}: x has shape {list(x.shape)}, expected [N, {NUM_FRAMES}, {NUM_BINS}]")
+    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise StoreError(f"{path}: y must be [N={x.shape[0]}] integers, got {y.dtype} {list(y.shape)}")
+    if len(y) and (y.min() < 0 or y.max() >= len(labels)):
+        raise StoreError(f"{path}: y holds class {int(y.max())} but labels has only {len(labels)} entries")
+    if not np.all(np.isfinite(x)):
+        raise StoreError(f"{path}: x holds NaN or infinite values")
+    return x.astype(np.float32, copy=False), y.astype(np.int64), labels
+
+
+def _blob(window: np.ndarray) -> bytes:
+    w = np.asarray(window, dtype=np.float32)
+    if w.shape != WINDOW_SHAPE:
+        raise StoreError(f"window has shape {list(w.shape)}, expected {list(WINDOW_SHAPE)}")
+    return np.ascontiguousarray(w).tobytes()
+
+
+def _where(label: str | None, session: str | None) -> tuple[str, tuple]:
+    clauses, params = [], []
+    if label is not None:
+        clauses.append("label = ?")
+        params.append(label)
+    if session is not None:
+        clauses.append("session = ?")
+        params.append(session)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)

@@ -55,8 +55,11 @@ def hold_button(service: Service, pin: int, samples: np.ndarray) -> None:
     """Hold a mock button (pin low) while ``samples`` play, then release it."""
     gpio = service.pin_factory.pin(pin)
     gpio.drive_low()
+    t0 = time.monotonic()
     service.engine.poll()
     feed(service, samples)
+    # NOTE: the panel does not trust a release inside the debounce window: hold at least that long.
+    time.sleep(max(0.0, service.config.buttons.debounce_s * 1.2 - (time.monotonic() - t0)))
     gpio.drive_high()
     service.engine.poll()
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge.audio.spectrogram import frames_db, windows_from_frames
 from edge.audio.wavfile import read_wav
+from edge.cli.audio_cmds import record_seconds
 from edge.collect import gate_windows
 from edge.config import SAMPLE_RATE, Config
 from edge.errors import UsageError
@@ -91,22 +92,11 @@ def _open_store(config: Config):
     return ExampleStore(config.state_path / "examples.sqlite")
 
 
-def _record(config: Config, seconds: float) -> np.ndarray:
-    from edge.audio.ring import Ring
-    from edge.audio.sources import make_source
-    if not 0 < seconds <= 600:
-        raise UsageError("--seconds must be in (0, 600]")
-    ring = Ring(int((seconds + 2) * SAMPLE_RATE))
-    with make_source(config.audio, ring):
-        time.sleep(seconds + 0.2)
-    return ring.read_new()[-int(seconds * SAMPLE_RATE):]
-
-
 def cmd_collect(args, config: Config) -> int:
     spec = config.class_spec(args.label)
     background = config.background_label
     clips = [(f"wav:{Path(f).name}", read_wav(f)) for f in args.from_wav] if args.from_wav else \
-        [("mic", _record(config, args.seconds))]
+        [("mic", record_seconds(config, args.seconds))]
     with _open_store(config) as store:
         for source, samples in clips:
             windows = windows_from_frames(frames_db(samples, config.frontend.hop, config.frontend.db_floor))
@@ -141,7 +131,7 @@ def cmd_listen(args, config: Config) -> int:
     classifier = registry.load_current(expect_hop=config.frontend.hop)
     if classifier is None:
         raise UsageError(f"no model in {config.state_path}: run `edge-slider train` first (or pass --state-dir)")
-    samples = read_wav(args.from_wav) if args.from_wav else _record(config, args.seconds)
+    samples = read_wav(args.from_wav) if args.from_wav else record_seconds(config, args.seconds)
     slider = Slider(NullOutput(), config.slider, None)
     with _open_store(config) as store:
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)

@@ -1,0 +1,111 @@
+"""Numbered model versions under the state dir, a ``current`` pointer, rollback, pruning.
+
+    models/
+      v0001.tflite  v0002.tflite  v0003.tflite   (+ vNNNN.labels for a foreign model)
+      current                                    (text: the version in service, e.g. "3")
+
+Install = validate (the runtime loads it and it fits the front end) → temp file + fsync + rename
+→ move the pointer the same way. A corrupt or truncated file is refused before the pointer moves,
+so the model in service never changes to something that cannot run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from edge.errors import ModelError
+from edge.fileio import atomic_write_bytes
+from edge.model.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^v(\d{4,})\.tflite$")
+
+
+class ModelRegistry:
+    def __init__(self, root: str | Path, keep: int = 5):
+        self.root = Path(root)
+        self.keep = max(1, keep)
+
+    def _path(self, version: int) -> Path:
+        return self.root / f"v{version:04d}.tflite"
+
+    def versions(self) -> list[int]:
+        if not self.root.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in self.root.iterdir() if (m := _NAME.match(p.name)))
+
+    def current_version(self) -> int | None:
+        try:
+            text = (self.root / "current").read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ModelError(f"{self.root / 'current'}: cannot read ({exc.strerror})") from None
+        if not text.isdigit():
+            raise ModelError(f"{self.root / 'current'}: holds {text[:20]!r}, not a version number; "
+                             "run `edge-slider model rollback` or `model list`")
+        return int(text)
+
+    def load(self, version: int, expect_hop: int | None = None) -> Classifier:
+        path = self._path(version)
+        if not path.is_file():
+            raise ModelError(f"model v{version} not found in {self.root} (see `edge-slider model list`)")
+        labels_file = path.with_suffix(".labels")
+        return Classifier.from_file(path, labels_file if labels_file.is_file() else None,
+                                    expect_hop=expect_hop, version=version)
+
+    def load_current(self, expect_hop: int | None = None) -> Classifier | None:
+        """The model in service, or None when none was ever installed."""
+        version = self.current_version()
+        return None if version is None else self.load(version, expect_hop)
+
+    def install(self, data: bytes, labels: list[str] | None = None, expect_hop: int | None = None) -> int:
+        """Validate, store as the next version, point ``current`` at it, prune old ones."""
+        Classifier(data, name="new model", labels=labels, expect_hop=expect_hop)   # refuses what cannot run
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            version = max(self.versions(), default=0) + 1
+            if labels is not None:
+                atomic_write_bytes(self._path(version).with_suffix(".labels"), ("\n".join(labels) + "\n").encode())
+            atomic_write_bytes(self._path(version), data)
+            self._point(version)
+        except OSError as exc:
+            raise ModelError(f"cannot install model in {self.root}: {exc.strerror}; the previous model stays") \
+                from None
+        self._prune(version)
+        log.info("model v%d installed (%d bytes)", version, len(data))
+        return version
+
+    def _point(self, version: int) -> None:
+        atomic_write_bytes(self.root / "current", f"{version}\n".encode())
+
+    def rollback(self) -> int:
+        """Point ``current`` at the newest version older than it; returns that version."""
+        current = self.current_version()
+        older = [v for v in self.versions() if current is None or v < current]
+        if not older:
+            raise ModelError("no older model to roll back to" + (f" (v{current} is the oldest kept)" if current else ""))
+        version = older[-1]
+        self.load(version)  # refuse to point at a damaged file
+        self._point(version)
+        log.info("rolled back to model v%d", version)
+        return version
+
+    def _prune(self, current: int) -> None:
+        for v in self.versions()[:-self.keep]:
+            if v == current:
+                continue
+            self._path(v).unlink(missing_ok=True)
+            self._path(v).with_suffix(".labels").unlink(missing_ok=True)
+
+    def read(self, version: int | None = None) -> bytes:
+        version = self.current_version() if version is None else version
+        if version is None:
+            raise ModelError(f"no model installed in {self.root}: run `edge-slider train` first")
+        try:
+            return self._path(version).read_bytes()
+        except OSError as exc:
+            raise ModelError(f"model v{version}: cannot read ({exc.strerror})") from None

@@ -1,0 +1,252 @@
+"""Our own int8 .tflite writer: a 7-op flatbuffer built with the TFLite schema's generated builders.
+
+Graph (float32 in, float32 out: callers pass (dB + 100) / 10 and read probabilities):
+
+    x [1,3,232,1] f32 → QUANTIZE → DEPTHWISE_CONV_2D(+ReLU) → MAX_POOL_2D → RESHAPE [1,920]
+    → FULLY_CONNECTED → SOFTMAX → DEQUANTIZE → probabilities [1,K] f32
+
+Gotchas this follows (each cost hours; see shared/PLATFORM.md): buffer 0 is the empty sentinel
+and every activation uses it; ``file_identifier=b"TFL3"``; both ``deprecated_builtin_code`` and
+``builtin_code`` set; op versions as the TF converter writes them; option tables and vectors are
+built before the table that holds them (flatbuffers cannot nest); constant buffers have exactly
+the tensor's byte length (tflite-runtime checks); data aligned to 16 bytes.
+
+The model's description lives in a metadata entry ``edge_slider`` (JSON, see ``metadata.py``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import flatbuffers
+import numpy as np
+import tflite
+
+from edge.config import NUM_BINS, NUM_FRAMES
+from edge.model import network as net
+from edge.model.quantize import SOFTMAX_Q, QParams, QuantModel
+
+METADATA_NAME = "edge_slider"
+
+_F32, _INT32, _INT8 = tflite.TensorType.FLOAT32, tflite.TensorType.INT32, tflite.TensorType.INT8
+_OPS = [  # (builtin code, version) in the order the operators use them
+    (tflite.BuiltinOperator.QUANTIZE, 2),
+    (tflite.BuiltinOperator.DEPTHWISE_CONV_2D, 3),
+    (tflite.BuiltinOperator.MAX_POOL_2D, 2),
+    (tflite.BuiltinOperator.RESHAPE, 1),
+    (tflite.BuiltinOperator.FULLY_CONNECTED, 4),
+    (tflite.BuiltinOperator.SOFTMAX, 2),
+    (tflite.BuiltinOperator.DEQUANTIZE, 2),
+]
+
+
+class _Writer:
+    def __init__(self):
+        self.b = flatbuffers.Builder(8192)
+        self.buffers: list[bytes] = [b""]          # buffer 0: the empty sentinel
+        self.tensors: list = []
+
+    # -- helpers ---------------------------------------------------------------------------
+    def vec_i32(self, start_fn, values) -> int:
+        start_fn(self.b, len(values))
+        for v in reversed(values):
+            self.b.PrependInt32(int(v))
+        return self.b.EndVector()
+
+    def vec_i64(self, start_fn, values) -> int:
+        start_fn(self.b, len(values))
+        for v in reversed(values):
+            self.b.PrependInt64(int(v))
+        return self.b.EndVector()
+
+    def vec_f32(self, start_fn, values) -> int:
+        start_fn(self.b, len(values))
+        for v in reversed(values):
+            self.b.PrependFloat32(float(v))
+        return self.b.EndVector()
+
+    def aligned_bytes(self, data: bytes) -> int:
+        b = self.b
+        b.StartVector(1, len(data), 16)
+        b.head = b.head - len(data)
+        b.Bytes[b.head:b.head + len(data)] = data
+        return b.EndVector()
+
+    def const(self, array: np.ndarray) -> int:
+        self.buffers.append(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
+        return len(self.buffers) - 1
+
+    def tensor(self, name: str, shape, ttype, buffer: int = 0, q: QParams | None = None,
+               scales=None, zero_points=None, qdim: int = 0) -> int:
+        """Queue a tensor; returns its index. Tables are built in ``finish`` (no nesting)."""
+        self.tensors.append((name, list(shape), ttype, buffer, q, scales, zero_points, qdim))
+        return len(self.tensors) - 1
+
+    def _build_tensor(self, name, shape, ttype, buffer, q, scales, zero_points, qdim) -> int:
+        b = self.b
+        name_off = b.CreateString(name)
+        shape_off = self.vec_i32(tflite.TensorStartShapeVector, shape)
+        quant_off = None
+        if q is not None or scales is not None:
+            sc = list(scales) if scales is not None else [q.scale]
+            zp = list(zero_points) if zero_points is not None else [q.zero_point] * len(sc)
+            s_off = self.vec_f32(tflite.QuantizationParametersStartScaleVector, sc)
+            z_off = self.vec_i64(tflite.QuantizationParametersStartZeroPointVector, zp)
+            tflite.QuantizationParametersStart(b)
+            tflite.QuantizationParametersAddScale(b, s_off)
+            tflite.QuantizationParametersAddZeroPoint(b, z_off)
+            tflite.QuantizationParametersAddQuantizedDimension(b, qdim)
+            quant_off = tflite.QuantizationParametersEnd(b)
+        tflite.TensorStart(b)
+        tflite.TensorAddShape(b, shape_off)
+        tflite.TensorAddType(b, ttype)
+        tflite.TensorAddBuffer(b, buffer)
+        tflite.TensorAddName(b, name_off)
+        if quant_off is not None:
+            tflite.TensorAddQuantization(b, quant_off)
+        return tflite.TensorEnd(b)
+
+    def operator(self, opcode: int, inputs, outputs, opt_type: int = 0, opt_off: int | None = None) -> int:
+        b = self.b
+        in_off = self.vec_i32(tflite.OperatorStartInputsVector, inputs)
+        out_off = self.vec_i32(tflite.OperatorStartOutputsVector, outputs)
+        tflite.OperatorStart(b)
+        tflite.OperatorAddOpcodeIndex(b, opcode)
+        tflite.OperatorAddInputs(b, in_off)
+        tflite.OperatorAddOutputs(b, out_off)
+        if opt_off is not None:
+            tflite.OperatorAddBuiltinOptionsType(b, opt_type)
+            tflite.OperatorAddBuiltinOptions(b, opt_off)
+        return tflite.OperatorEnd(b)
+
+
+def write_model(qm: QuantModel, metadata: dict) -> bytes:
+    """Serialize a quantized model and its metadata dict to .tflite bytes."""
+    w = _Writer()
+    b = w.b
+    k = qm.num_classes
+    t_in = w.tensor("input", [1, NUM_FRAMES, NUM_BINS, 1], _F32)
+    t_inq = w.tensor("input_q", [1, NUM_FRAMES, NUM_BINS, 1], _INT8, q=qm.input_q)
+    t_cw = w.tensor("conv_w", list(qm.conv_w.shape), _INT8, w.const(qm.conv_w), scales=qm.conv_w_scales,
+                    zero_points=[0] * net.DEPTH, qdim=3)
+    t_cb = w.tensor("conv_b", [net.DEPTH], _INT32, w.const(qm.conv_b),
+                    scales=qm.input_q.scale * qm.conv_w_scales.astype(np.float64), zero_points=[0] * net.DEPTH)
+    t_conv = w.tensor("conv", [1, 1, net.CONV_W, net.DEPTH], _INT8, q=qm.conv_q)
+    t_pool = w.tensor("pool", [1, 1, net.POOL_W, net.DEPTH], _INT8, q=qm.conv_q)
+    t_shape = w.tensor("flat_shape", [2], _INT32, w.const(np.array([1, net.FLAT], np.int32)))
+    t_flat = w.tensor("flat", [1, net.FLAT], _INT8, q=qm.conv_q)
+    t_dw = w.tensor("dense_w", list(qm.dense_w.shape), _INT8, w.const(qm.dense_w), scales=qm.dense_w_scales,
+                    zero_points=[0] * k, qdim=0)
+    t_db = w.tensor("dense_b", [k], _INT32, w.const(qm.dense_b),
+                    scales=qm.conv_q.scale * qm.dense_w_scales.astype(np.float64), zero_points=[0] * k)
+    t_logits = w.tensor("logits", [1, k], _INT8, q=qm.logits_q)
+    t_probq = w.tensor("probs_q", [1, k], _INT8, q=SOFTMAX_Q)
+    t_out = w.tensor("probs", [1, k], _F32)
+
+    # Option tables first (flatbuffers cannot nest a table inside another under construction).
+    tflite.DepthwiseConv2DOptionsStart(b)
+    tflite.DepthwiseConv2DOptionsAddPadding(b, tflite.Padding.VALID)
+    tflite.DepthwiseConv2DOptionsAddStrideW(b, 1)
+    tflite.DepthwiseConv2DOptionsAddStrideH(b, 1)
+    tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, net.DEPTH)
+    tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, tflite.ActivationFunctionType.RELU)
+    tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, 1)
+    tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, 1)
+    dw_opts = tflite.DepthwiseConv2DOptionsEnd(b)
+    tflite.Pool2DOptionsStart(b)
+    tflite.Pool2DOptionsAddPadding(b, tflite.Padding.VALID)
+    tflite.Pool2DOptionsAddStrideW(b, 2)
+    tflite.Pool2DOptionsAddStrideH(b, 2)
+    tflite.Pool2DOptionsAddFilterWidth(b, 2)
+    tflite.Pool2DOptionsAddFilterHeight(b, 1)
+    pool_opts = tflite.Pool2DOptionsEnd(b)
+    new_shape = w.vec_i32(tflite.ReshapeOptionsStartNewShapeVector, [1, net.FLAT])
+    tflite.ReshapeOptionsStart(b)
+    tflite.ReshapeOptionsAddNewShape(b, new_shape)
+    reshape_opts = tflite.ReshapeOptionsEnd(b)
+    tflite.FullyConnectedOptionsStart(b)
+    fc_opts = tflite.FullyConnectedOptionsEnd(b)
+    tflite.SoftmaxOptionsStart(b)
+    tflite.SoftmaxOptionsAddBeta(b, 1.0)
+    sm_opts = tflite.SoftmaxOptionsEnd(b)
+
+    BO = tflite.BuiltinOptions
+    ops = [
+        w.operator(0, [t_in], [t_inq]),
+        w.operator(1, [t_inq, t_cw, t_cb], [t_conv], BO.DepthwiseConv2DOptions, dw_opts),
+        w.operator(2, [t_conv], [t_pool], BO.Pool2DOptions, pool_opts),
+        w.operator(3, [t_pool, t_shape], [t_flat], BO.ReshapeOptions, reshape_opts),
+        w.operator(4, [t_flat, t_dw, t_db], [t_logits], BO.FullyConnectedOptions, fc_opts),
+        w.operator(5, [t_logits], [t_probq], BO.SoftmaxOptions, sm_opts),
+        w.operator(6, [t_probq], [t_out]),
+    ]
+    tensors = [w._build_tensor(*t) for t in w.tensors]
+
+    def table_vector(start_fn, offsets) -> int:
+        start_fn(b, len(offsets))
+        for off in reversed(offsets):
+            b.PrependUOffsetTRelative(off)
+        return b.EndVector()
+
+    t_vec = table_vector(tflite.SubGraphStartTensorsVector, tensors)
+    o_vec = table_vector(tflite.SubGraphStartOperatorsVector, ops)
+    in_vec = w.vec_i32(tflite.SubGraphStartInputsVector, [t_in])
+    out_vec = w.vec_i32(tflite.SubGraphStartOutputsVector, [t_out])
+    sg_name = b.CreateString("main")
+    tflite.SubGraphStart(b)
+    tflite.SubGraphAddTensors(b, t_vec)
+    tflite.SubGraphAddOperators(b, o_vec)
+    tflite.SubGraphAddInputs(b, in_vec)
+    tflite.SubGraphAddOutputs(b, out_vec)
+    tflite.SubGraphAddName(b, sg_name)
+    subgraph = tflite.SubGraphEnd(b)
+
+    codes = []
+    for code, version in _OPS:
+        tflite.OperatorCodeStart(b)
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+        tflite.OperatorCodeAddBuiltinCode(b, code)
+        tflite.OperatorCodeAddVersion(b, version)
+        codes.append(tflite.OperatorCodeEnd(b))
+
+    meta_buffer = len(w.buffers)
+    w.buffers.append(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode())
+    buffer_offs = []
+    for data in w.buffers:
+        data_off = w.aligned_bytes(data) if data else None
+        tflite.BufferStart(b)
+        if data_off is not None:
+            tflite.BufferAddData(b, data_off)
+        buffer_offs.append(tflite.BufferEnd(b))
+    meta_name = b.CreateString(METADATA_NAME)
+    tflite.MetadataStart(b)
+    tflite.MetadataAddName(b, meta_name)
+    tflite.MetadataAddBuffer(b, meta_buffer)
+    meta = tflite.MetadataEnd(b)
+
+    codes_vec = table_vector(tflite.ModelStartOperatorCodesVector, codes)
+    sg_vec = table_vector(tflite.ModelStartSubgraphsVector, [subgraph])
+    buf_vec = table_vector(tflite.ModelStartBuffersVector, buffer_offs)
+    meta_vec = table_vector(tflite.ModelStartMetadataVector, [meta])
+    desc = b.CreateString("edge-slider int8 codelab classifier")
+    tflite.ModelStart(b)
+    tflite.ModelAddVersion(b, 3)
+    tflite.ModelAddOperatorCodes(b, codes_vec)
+    tflite.ModelAddSubgraphs(b, sg_vec)
+    tflite.ModelAddDescription(b, desc)
+    tflite.ModelAddBuffers(b, buf_vec)
+    tflite.ModelAddMetadata(b, meta_vec)
+    model = tflite.ModelEnd(b)
+    b.Finish(model, file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def read_metadata(data: bytes) -> dict | None:
+    """The ``edge_slider`` metadata dict of a .tflite, or None if it has none (a foreign model)."""
+    model = tflite.Model.GetRootAsModel(data, 0)
+    for i in range(model.MetadataLength()):
+        m = model.Metadata(i)
+        if m.Name() and m.Name().decode() == METADATA_NAME:
+            buf = model.Buffers(m.Buffer())
+            return json.loads(buf.DataAsNumpy().tobytes().decode())
+    return None

@@ -7,8 +7,10 @@ is louder than ``min_level_db``, and c has an action (the background class never
 * **k-of-n smoothing**: c wins when it was detected in at least k of the last n hops.
 * **refractory time**: after an action, nothing acts for ``refractory_s`` seconds (stream time).
 * **mode** ``continuous`` (the codelab): act on every hop while c keeps winning (still limited by
-  the refractory time); ``per_sound``: act once, then re-arm only after no class has won for a
-  hop — a long whistle is one step, two snaps are two.
+  the refractory time); ``per_sound``: act once, then re-arm only after ``smooth_n`` hops in a
+  row without any detection — a long whistle is one step, two snaps are two. (Re-arming as soon
+  as no class *wins* was measured to fire twice on one whistle: its fading tail looks like a
+  snap's ringing body, and one weak hop between the two re-armed the policy.)
 
 Time is the stream time of the window's end, so replays decide exactly as live audio does.
 """
@@ -61,8 +63,10 @@ class DecisionPolicy:
         self._push(top if hit else -1)
         winner = self._winner()
         act = None
-        if winner is None:
+        if not any(self._counts):
             self._armed = True
+        if winner is None:
+            pass
         elif t - self._last_action_t >= self.settings.refractory_s - 1e-9:
             if self.settings.mode == "continuous" or self._armed:
                 act = self.labels[winner]

@@ -10,6 +10,7 @@ loop does with the ring), so the story is deterministic and runs faster than rea
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -143,6 +144,9 @@ def run_demo(service: Service, seed: int = 1, out=print) -> int:
     service.bus.subscribe(trace)
     start = service.slider.position
     samples, onsets = synth.render(TEST_SCENE, seed=seed * 100 + 99, gain_db=-4.0)
+    # Decisions carry stream time; the scene starts after the training audio.
+    offset = service.engine.samples_in / SAMPLE_RATE
+    onsets = [dataclasses.replace(o, start=o.start + offset) for o in onsets]
     feed(service, samples)
     service.bus.unsubscribe(trace)
     steps = {c.name: c.value for c in config.classes if c.action == "step"}

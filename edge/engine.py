@@ -81,6 +81,8 @@ class Engine:
         self.started = time.monotonic()
         # Health figures for the state report.
         self.hops = 0
+        self.samples_in = 0
+        """Stream samples processed so far (stream time = samples_in / 44100)."""
         self.level_dbfs = -float("inf")
         self.classify_us = 0.0
         self.hop_us = 0.0
@@ -137,6 +139,7 @@ class Engine:
         if samples.shape[0] == 0:
             return
         t0 = time.perf_counter()
+        self.samples_in += samples.shape[0]
         power = float(np.dot(samples, samples)) / samples.shape[0]
         self.level_dbfs = 10.0 * np.log10(power) if power > 0 else -float("inf")
         frames = self.frontend.push(samples)

@@ -124,7 +124,8 @@ class Service:
         self._closers.append(self.store.close)
         self.registry = _make_registry(config)
         self.pin_factory, self.slider, self.led = _make_hardware(config, options.simulate, options.buttons)
-        self._closers += [self.slider.park, self.slider.close, self.led.close]
+        # NOTE: closed in reverse: park (save, detach) before the devices close.
+        self._closers += [self.led.close, self.slider.close, self.slider.park]
         classifier = None
         try:
             classifier = self.registry.load_current(expect_hop=config.frontend.hop)

@@ -45,7 +45,7 @@ def test_refractory_limits_continuous_rate():
 
 
 def test_refractory_suppresses_a_second_sound_too_soon():
-    seq = [LEFT] * 3 + [NOISE] * 2 + [LEFT] * 3
+    seq = [LEFT] * 3 + [NOISE] * 3 + [LEFT] * 3
     assert len(run(make(refractory_s=1.0), seq)) == 1
     assert len(run(make(refractory_s=0.0), seq)) == 2
 
@@ -73,3 +73,12 @@ def test_first_decision_within_one_hop_of_first_detection(mode):
     seq = [NOISE] * 5 + [RIGHT] * 5
     acts = run(make(mode=mode), seq)
     assert acts[0] == (6, "right")
+
+
+def test_per_sound_rearms_only_after_a_quiet_gap():
+    """A whistle whose fading tail looks like another class is still one sound (measured failure)."""
+    right = np.array([0.02, 0.96, 0.02], dtype=np.float32)
+    seq = [NOISE] * 3 + [right] * 4 + [NOISE] + [LEFT] * 4 + [NOISE] * 3 + [LEFT] * 4
+    acts = run(make(refractory_s=0.0), seq)
+    assert [label for _, label in acts] == ["right", "left"]
+    assert acts[1][0] >= 3 + 4 + 1 + 4 + 3

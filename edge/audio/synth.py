@@ -35,21 +35,28 @@ def _db(x: float) -> float:
 
 
 def snap(rng: np.random.Generator, seconds: float, level_db: float = -12.0) -> np.ndarray:
-    """A finger snap: a broadband click with a ~15 ms decay, then a short body resonance."""
+    """A finger snap: a broadband click with a ~15 ms decay, then a short low body resonance.
+
+    NOTE: the body sits at 500–900 Hz, well below the whistles (1.2–2.2 kHz): with a 2 kHz body a
+    fading whistle tail looked like a snap and the demo model confused the two."""
     n = int(seconds * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
     click = rng.standard_normal(n) * np.exp(-t / 0.012)
-    body = np.sin(2 * np.pi * rng.uniform(1800, 2600) * t) * np.exp(-t / 0.03) * 0.5
+    body = np.sin(2 * np.pi * rng.uniform(500, 900) * t) * np.exp(-t / 0.03) * 0.5
     x = click + body
     return (x / (np.max(np.abs(x)) + 1e-9) * _db(level_db + rng.uniform(-3, 3))).astype(np.float32)
 
 
 def whistle(rng: np.random.Generator, seconds: float, level_db: float = -18.0) -> np.ndarray:
-    """A whistle: a 1.2–2.2 kHz tone with vibrato, soft attack and release."""
+    """A whistle: a 1.2–2.2 kHz tone that glides (±15%) with vibrato, soft attack and release.
+
+    NOTE: the glide matters: with a steady pitch each training whistle covered ~2 FFT bins, and a
+    test whistle pitched between them was heard as noise (measured); people do not hold a pitch."""
     n = int(seconds * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
     f0 = rng.uniform(1200, 2200)
-    freq = f0 * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+    glide = rng.uniform(-0.15, 0.15)
+    freq = f0 * (1 + glide * (t / max(seconds, 1e-3) - 0.5) + 0.015 * np.sin(2 * np.pi * 5 * t))
     phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
     env = np.minimum(1.0, np.minimum(t / 0.03, (seconds - t) / 0.05).clip(0))
     x = np.sin(phase) * env + 0.02 * rng.standard_normal(n) * env

@@ -36,6 +36,8 @@ class WavInfo:
 
 
 def _parse(data: bytes, name: str) -> tuple[WavInfo, bytes]:
+    if not data:
+        raise WavError(f"{name}: the file is empty (0 bytes)")
     if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
         raise WavError(f"{name}: not a WAV file (no RIFF/WAVE header); convert it with "
                        f"`sox {name} -r 44100 -c 1 -b 16 out.wav`")
@@ -52,7 +54,7 @@ def _parse(data: bytes, name: str) -> tuple[WavInfo, bytes]:
             break
         pos += 8 + size + (size & 1)
     if fmt is None or len(fmt) < 16:
-        raise WavError(f"{name}: WAV has no valid 'fmt ' chunk")
+        raise WavError(f"{name}: WAV has no valid 'fmt ' chunk (truncated or damaged file)")
     if payload is None:
         raise WavError(f"{name}: WAV has no 'data' chunk")
     tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", fmt)

@@ -1,0 +1,86 @@
+"""Real capture: PortAudio (PyAudio) ← PulseAudio null sink ← paplay of a WAV.
+
+Runs in CI: the fixture starts a private PulseAudio (shared/PLATFORM.md recipe). The captured
+audio must give the same BROWSER_FFT frames as the file, after alignment.
+"""
+
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from edge.audio import synth
+from edge.audio.ring import Ring
+from edge.audio.spectrogram import frames_db
+from edge.audio.wavfile import write_wav
+from edge.config import SAMPLE_RATE, AudioSettings
+
+pytestmark = pytest.mark.pulse
+
+
+def test_devices_lists_pulse(pulse):
+    from edge.audio.mic import find_device, list_devices
+    devices = list_devices()
+    names = [d["name"] for d in devices]
+    assert any("pulse" in n or "default" in n for n in names), names
+    assert find_device(devices, "pulse") is not None
+    assert find_device(devices, "no-such-mic-xyz") is None
+
+
+def test_capture_matches_the_file(pulse, tmp_path):
+    from edge.audio.mic import PyAudioSource
+    scene, _ = synth.render("gap:0.3, snap, gap:0.4, whistle:0.5, gap:0.3, snap, gap:0.5", seed=5)
+    wav = tmp_path / "scene.wav"
+    write_wav(wav, scene)
+    ring = Ring(int(12 * SAMPLE_RATE), max_write=8192)
+    source = PyAudioSource(ring, AudioSettings(device="pulse"))
+    with source:
+        assert source.wait_started(5.0), "PortAudio delivered nothing within 5 s"
+        mark = ring.end
+        subprocess.run(["paplay", "--device=test_sink", str(wav)], env=pulse, check=True, timeout=30)
+        time.sleep(0.5)
+        assert source.healthy()
+    captured = ring.last(ring.end - mark)
+    assert ring.overruns == 0
+    assert source.input_overflows == 0
+    # Align by cross-correlation of the envelopes, then compare frames.
+    n = scene.shape[0]
+    assert captured.shape[0] >= n, "capture shorter than the file"
+    size = 1 << int(np.ceil(np.log2(captured.shape[0] + n)))
+    xc = np.fft.irfft(np.fft.rfft(captured, size) * np.conj(np.fft.rfft(scene, size)), size)
+    lag = int(np.argmax(xc[:captured.shape[0] - n + 1]))
+    best = (float(np.corrcoef(captured[lag:lag + n], scene)[0, 1]), lag)
+    assert best is not None and best[0] >= 0.95, f"sample correlation {best}"
+    f_file = frames_db(scene)
+    f_cap = frames_db(captured[best[1]:best[1] + n])
+    fc = float(np.corrcoef(f_file.reshape(-1), f_cap.reshape(-1))[0, 1])
+    assert fc >= 0.95, f"frame correlation {fc:.3f}"
+
+
+def test_unknown_device_is_a_one_line_error(pulse):
+    from edge.audio.mic import PyAudioSource
+    from edge.errors import AudioError
+    with pytest.raises(AudioError, match="audio.device = 'nope-xyz'") as e:
+        PyAudioSource(Ring(44100), AudioSettings(device="nope-xyz")).start()
+    assert "\n" not in str(e.value)
+
+
+def test_record_cli_captures_from_pulse(pulse, tmp_path):
+    """`edge-slider record` end to end: the mic path, a WAV written atomically."""
+    import threading
+    from edge.cli import main
+    out = tmp_path / "rec.wav"
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE)).astype(np.float32)
+    write_wav(tmp_path / "tone.wav", tone)
+    player = threading.Timer(1.0, lambda: subprocess.run(["paplay", "--device=test_sink", str(tmp_path / "tone.wav")],
+                                                         env=pulse, timeout=30))
+    player.start()
+    rc = main(["--state-dir", str(tmp_path / "s"), "record", "--seconds", "3", "--out", str(out), "--device", "pulse"])
+    player.join()
+    assert rc == 0 and out.is_file()
+    from edge.audio.wavfile import read_wav
+    x = read_wav(out)
+    assert x.shape[0] == pytest.approx(3 * SAMPLE_RATE, abs=2048)
+    loud = frames_db(x).max(axis=0)
+    assert abs(int(loud.argmax()) - 46) <= 1        # the 1 kHz tone made it through

@@ -1,0 +1,61 @@
+"""The model registry: numbered versions, atomic install, rollback, pruning, refusing bad files."""
+
+import numpy as np
+import pytest
+
+from edge.errors import ModelError
+from edge.model.quantize import quantize
+from edge.model.registry import ModelRegistry
+from edge.model.tflite_writer import write_model
+from edge.model.train import Recipe, train
+
+
+@pytest.fixture(scope="module")
+def model_bytes(seed_data):
+    x, y, _, _, labels = seed_data
+    out = []
+    for seed in (1, 2):
+        r = train(x, y, labels, Recipe(epochs=2, seed=seed))
+        meta = {"format": "edge-slider-model", "format_version": 1, "labels": list(labels), "sample_rate": 44100,
+                "fft_size": 2048, "hop": 1024, "bins": 232, "frames": 3, "seed": seed}
+        out.append(write_model(quantize(r.params, x[:100]), meta))
+    return out
+
+
+def test_install_rollback_and_prune(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models", keep=3)
+    assert reg.load_current() is None
+    versions = [reg.install(model_bytes[i % 2]) for i in range(5)]
+    assert versions == [1, 2, 3, 4, 5]
+    assert reg.versions() == [3, 4, 5] and reg.current_version() == 5
+    assert reg.load_current().metadata["seed"] == 1
+    assert reg.rollback() == 4
+    assert reg.load_current().metadata["seed"] == 2
+    assert reg.rollback() == 3
+    with pytest.raises(ModelError, match="no older model"):
+        reg.rollback()
+    assert not list((tmp_path / "models").glob(".*tmp"))
+
+
+def test_corrupt_or_truncated_model_is_refused_and_the_old_one_stays(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models")
+    reg.install(model_bytes[0])
+    for bad in (model_bytes[1][: len(model_bytes[1]) // 2], b"garbage" * 50, b""):
+        with pytest.raises(ModelError):
+            reg.install(bad)
+    assert reg.versions() == [1] and reg.current_version() == 1
+    assert reg.load_current().version == 1
+
+
+def test_damaged_file_on_disk_is_reported_not_crashed(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models")
+    reg.install(model_bytes[0])
+    reg.install(model_bytes[1])
+    (tmp_path / "models" / "v0002.tflite").write_bytes(model_bytes[1][:300])
+    with pytest.raises(ModelError) as e:
+        reg.load_current()
+    assert "\n" not in str(e.value)
+    assert reg.rollback() == 1 and reg.load_current().version == 1
+    (tmp_path / "models" / "current").write_text("banana")
+    with pytest.raises(ModelError, match="not a version number"):
+        reg.current_version()

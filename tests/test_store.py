@@ -1,0 +1,114 @@
+"""The SQLite example store: counts, sessions, npz round trip, and crash safety under SIGKILL."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from edge.errors import StoreError
+from edge.store import ExampleStore, read_npz
+
+
+def windows(n, value=0.0):
+    return np.full((n, 3, 232), value, dtype=np.float32) + np.arange(n, dtype=np.float32)[:, None, None]
+
+
+def test_add_count_delete_by_label_and_session(tmp_path):
+    with ExampleStore(tmp_path / "ex.sqlite") as s:
+        assert s.add_many("left", windows(5), "button", "s1") == 5
+        s.add_many("noise", windows(3), "button", "s1")
+        s.add_many("left", windows(2), "mqtt", "s2")
+        assert s.counts() == {"left": 7, "noise": 3}
+        assert s.last_session() == "s2"
+        assert s.delete(session="s2") == 2
+        assert s.delete(label="noise") == 3
+        assert s.counts() == {"left": 5}
+        x, y, labels = s.load(["left", "right"])
+        assert x.shape == (5, 3, 232) and labels == ("left", "right") and set(y) == {0}
+        assert np.array_equal(x[4], windows(5)[4])
+        assert {r["session"] for r in s.sessions()} == {"s1"}
+
+
+def test_bad_window_shape_is_refused_and_nothing_written(tmp_path):
+    with ExampleStore(tmp_path / "ex.sqlite") as s:
+        with pytest.raises(StoreError, match="shape"):
+            s.add_many("left", [np.zeros((3, 232)), np.zeros((2, 232))], "button", "s")
+        assert s.counts() == {}
+
+
+def test_npz_round_trip_in_the_seed_format(tmp_path, data_dir):
+    with ExampleStore(tmp_path / "ex.sqlite") as s:
+        added = s.import_npz(data_dir / "seed-train.npz")
+        assert added == {"low": 150, "mid": 150, "noise": 150}
+        assert s.export_npz(tmp_path / "out.npz") == 450
+    x, y, labels = read_npz(tmp_path / "out.npz")
+    sx, sy, slabels = read_npz(data_dir / "seed-train.npz")
+    order = {lb: i for i, lb in enumerate(labels)}
+    assert sorted(labels) == sorted(slabels)
+    assert np.array_equal(np.sort(x.reshape(450, -1), axis=0), np.sort(sx.reshape(450, -1), axis=0))
+    assert sorted(np.bincount([order[slabels[k]] for k in sy]).tolist()) == sorted(np.bincount(y).tolist())
+
+
+@pytest.mark.parametrize("arrays,needle", [
+    ({"x": np.zeros((2, 3, 232), np.float32), "y": np.zeros(2, int)}, "missing key(s) labels"),
+    ({"x": np.zeros((2, 3, 100), np.float32), "y": np.zeros(2, int), "labels": np.array(["a"])}, "x has shape"),
+    ({"x": np.zeros((2, 3, 232), np.float32), "y": np.array([0, 5]), "labels": np.array(["a"])}, "y holds class 5"),
+    ({"x": np.full((1, 3, 232), np.nan, np.float32), "y": np.zeros(1, int), "labels": np.array(["a"])}, "NaN"),
+])
+def test_bad_npz_names_the_problem(tmp_path, arrays, needle):
+    p = tmp_path / "bad.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(StoreError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        read_npz(p)
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(StoreError, match="not a readable"):
+        read_npz(tmp_path / "junk.npz")
+
+
+IMPORTER = r"""
+import sys, numpy as np
+from edge.store import ExampleStore
+s = ExampleStore(sys.argv[1])
+x = np.zeros((64, 3, 232), np.float32)
+i = 0
+while True:
+    s.add_many("left", x + i, "import", f"batch-{i}")
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_sigkill_during_bulk_import_leaves_only_whole_batches(tmp_path):
+    db = tmp_path / "ex.sqlite"
+    for attempt in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", IMPORTER, str(db)], stdout=subprocess.PIPE, text=True)
+        reported = -1
+        deadline = time.monotonic() + 0.3 + 0.2 * attempt
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line:
+                reported = int(line.split()[0])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with sqlite3.connect(db) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with ExampleStore(db) as s:
+            assert s.integrity_ok()
+            sessions = {r["session"]: r["count"] for r in s.sessions()}
+            # every committed batch is whole (64 rows), every reported batch is there
+            assert all(n == 64 for n in sessions.values()), sessions
+            assert reported < 0 or f"batch-{reported}" in sessions
+            s.delete()
+
+
+def test_unopenable_store_is_one_line(tmp_path):
+    p = tmp_path / "ex.sqlite"
+    p.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError) as e:
+        ExampleStore(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)

@@ -1,0 +1,84 @@
+"""WAV input: any rate, channels and bit depth → 44.1 kHz mono; bad files are one-line errors."""
+
+import struct
+import wave
+
+import numpy as np
+import pytest
+
+from edge.audio.spectrogram import frames_db
+from edge.audio.wavfile import read_wav, wav_info, write_wav
+from edge.errors import WavError
+
+
+def _write(path, rate, channels, width, tone_hz=1000.0, seconds=0.5, fmt="pcm"):
+    t = np.arange(int(rate * seconds)) / rate
+    x = 0.5 * np.sin(2 * np.pi * tone_hz * t)
+    data = np.repeat(x[:, None], channels, axis=1)
+    if fmt == "float":
+        payload = data.astype("<f4").tobytes()
+        fmt_chunk = struct.pack("<HHIIHH", 3, channels, rate, rate * channels * 4, channels * 4, 32)
+        body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + b"data" + \
+            struct.pack("<I", len(payload)) + payload
+        path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+        return
+    if width == 1:
+        pcm = np.round(data * 127 + 128).astype(np.uint8).tobytes()
+    elif width == 3:
+        ints = np.round(data * (2 ** 23 - 1)).astype("<i4")
+        pcm = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints.reshape(-1))
+    else:
+        dtype = {2: "<i2", 4: "<i4"}[width]
+        pcm = np.round(data * (2 ** (8 * width - 1) - 1)).astype(dtype).tobytes()
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+
+
+@pytest.mark.parametrize("rate,channels,width,fmt", [
+    (44100, 1, 2, "pcm"), (48000, 2, 2, "pcm"), (22050, 1, 3, "pcm"), (16000, 6, 4, "pcm"),
+    (8000, 1, 1, "pcm"), (96000, 2, 4, "float"),
+])
+def test_any_wav_becomes_44k1_mono_and_a_1khz_tone_peaks_at_bin_46(tmp_path, rate, channels, width, fmt):
+    p = tmp_path / "tone.wav"
+    _write(p, rate, channels, width, fmt=fmt)
+    x = read_wav(p)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert x.shape[0] == pytest.approx(0.5 * 44100, abs=64)
+    peak_bins = frames_db(x).argmax(axis=1)
+    assert np.all(np.abs(peak_bins - 46) <= 1)          # 1000 / (44100 / 2048) = 46.4
+    assert 0.4 < np.abs(x).max() < 0.6
+    assert wav_info(p).rate == rate
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "empty"), (b"not a wav file at all", "RIFF"), (b"RIFF\x10\x00\x00\x00WAVEfmt ", "damaged"),
+])
+def test_bad_files_are_one_line_errors(tmp_path, content, needle):
+    p = tmp_path / "bad.wav"
+    p.write_bytes(content)
+    with pytest.raises(WavError) as e:
+        read_wav(p)
+    msg = str(e.value)
+    assert "\n" not in msg and str(p) in msg
+    assert needle.lower() in msg.lower()
+
+
+def test_missing_file_and_empty_data(tmp_path):
+    with pytest.raises(WavError, match="no such file|cannot read"):
+        read_wav(tmp_path / "nope.wav")
+    p = tmp_path / "silent.wav"
+    with wave.open(str(p), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(44100)
+    with pytest.raises(WavError, match="no samples|empty"):
+        read_wav(p)
+
+
+def test_write_is_atomic_and_round_trips(tmp_path):
+    p = tmp_path / "out.wav"
+    x = (np.sin(np.arange(4410) / 10) * 0.3).astype(np.float32)
+    write_wav(p, x)
+    assert np.allclose(read_wav(p), x, atol=1 / 16384)
+    assert [q.name for q in tmp_path.iterdir()] == ["out.wav"]

@@ -83,7 +83,7 @@ def trained(seed_data):
     result = train(x, y, labels)
     qm = quantize(result.params, x)
     meta = {"format": "edge-slider-model", "format_version": 1, "labels": list(labels), "sample_rate": 44100,
-            "fft_size": 2048, "hop": 1024, "bins": 232, "frames": 3, "input": "normalized"}
+            "fft_size": 2048, "hop": 1024, "bins": 232, "frames": 3, "input": "dB"}
     return result, qm, write_model(qm, meta)
 
 

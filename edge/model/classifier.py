@@ -3,7 +3,8 @@
 Two kinds of model are accepted:
 
 * ours (written by ``tflite_writer``): self-describing — labels, sample rate, hop, bins, frames and
-  the input normalization come from the ``edge_slider`` metadata entry;
+  the input kind come from the ``edge_slider`` metadata entry (``input = "dB"``: raw dB in, the
+  normalization is inside the graph);
 * a foreign classifier with input [1, 3, 232, 1] (float32 or int8) plus a labels file, e.g. one
   exported from the TF.js codelab's model. Its input is assumed to be the codelab's normalized
   ``(dB + 100) / 10``.
@@ -93,6 +94,7 @@ class Classifier:
         self._in_q = ins[0]["quantization"] if ins[0]["dtype"] != np.float32 else None
         self._out_q = outs[0]["quantization"] if outs[0]["dtype"] != np.float32 else None
         self._buf = np.empty(INPUT_SHAPE, dtype=np.float32)
+        self._raw_db = self.metadata.get("input") == "dB" and self._in_q is None
 
     @classmethod
     def from_file(cls, path: str | Path, labels_file: str | Path | None = None, **kw) -> "Classifier":
@@ -110,6 +112,11 @@ class Classifier:
         return cls(data, name=str(path), labels=labels, **kw)
 
     def predict(self, window_db: np.ndarray) -> np.ndarray:
+        if self._raw_db:
+            # NOTE: the fast path (ours): the window goes in as it is, no Python-side arithmetic.
+            self._it.set_tensor(self._in_index, np.asarray(window_db, np.float32).reshape(INPUT_SHAPE))
+            self._it.invoke()
+            return self._it.get_tensor(self._out_index).reshape(-1)
         buf = self._buf.reshape(NUM_FRAMES, NUM_BINS)
         np.subtract(window_db, net.NORM_MEAN, out=buf)
         buf *= 1.0 / net.NORM_STD

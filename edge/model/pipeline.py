@@ -49,7 +49,7 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "labels": list(result.labels),
         "sample_rate": SAMPLE_RATE, "fft_size": FFT_SIZE, "hop": config.frontend.hop, "bins": NUM_BINS,
-        "frames": NUM_FRAMES, "input": "normalized",
+        "frames": NUM_FRAMES, "input": "dB",
         "normalization": {"mean": net.NORM_MEAN, "std": net.NORM_STD, "formula": "(dB - mean) / std"},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "created_by": f"edge-slider {__version__}",
@@ -68,7 +68,7 @@ def build_model(config: Config, x: np.ndarray, y: np.ndarray, labels: tuple[str,
     result = train(x, y, labels, recipe, progress=progress, should_stop=should_stop)
     qm = quantize(result.params, x)
     from edge.model.quantize import simulate
-    xn = net.normalize(x)
+    xn = net.normalize(x[:2000])
     agreement = float(np.mean(simulate(qm, xn).argmax(1) == net.forward(result.params, xn).argmax(1)))
     return write_model(qm, metadata(config, result, recipe, agreement)), result, agreement
 

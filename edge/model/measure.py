@@ -1,0 +1,104 @@
+"""Bench figures on shared/bench's seed-train → seed-test (the codelab task, with TF.js/Keras anchors)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge.model import network as net
+from edge.model.classifier import Classifier
+from edge.model.quantize import quantize
+from edge.model.tflite_writer import write_model
+from edge.model.train import PRESETS, Recipe, train
+from edge.store import read_npz
+
+
+def _fit_and_score(x, y, xt, yt, labels, recipe: Recipe) -> tuple[float, float, object]:
+    t0 = time.perf_counter()
+    result = train(x, y, labels, recipe)
+    seconds = time.perf_counter() - t0
+    acc = float(np.mean(net.forward(result.params, net.normalize(xt)).argmax(1) == yt))
+    return seconds, acc, result
+
+
+def classify_us(data: bytes, windows: np.ndarray, n: int = 3000) -> float:
+    """One window, full call (normalize, set input, invoke, read output, argmax): median µs."""
+    clf = Classifier(data)
+    times = []
+    for i in range(n):
+        w = windows[i % len(windows)]
+        t0 = time.perf_counter()
+        int(np.argmax(clf.predict(w)))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[100:]) * 1e6), clf.runtime
+
+
+def peak_rss_of_train_cli(bench_dir: Path) -> float:
+    """Peak RSS (MB) of a real `edge-slider train` process on the 450 seed windows."""
+    with tempfile.TemporaryDirectory(prefix="edge-bench-train-") as tmp:
+        cfg = Path(tmp) / "c.toml"
+        cfg.write_text('[classes.low]\naction = "step"\nvalue = -0.1\n[classes.mid]\naction = "step"\n'
+                       'value = 0.1\n[classes.noise]\naction = "none"\nbackground = true\n')
+        base = [sys.executable, "-m", "edge", "--config", str(cfg), "--state-dir", tmp]
+        subprocess.run(base + ["dataset", "import", str(bench_dir / "seed-train.npz")], check=True,
+                       capture_output=True)
+        before = _children_maxrss()
+        proc = subprocess.Popen(base + ["train"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status != 0:
+            raise RuntimeError("edge-slider train failed in the bench")
+        del before
+        return usage.ru_maxrss / 1024
+
+
+def _children_maxrss() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def bench_figures(bench_dir: Path, quick: bool = False, progress: Callable[[str], None] = print) -> dict:
+    x, y, labels = read_npz(bench_dir / "seed-train.npz")
+    xt, yt, _ = read_npz(bench_dir / "seed-test.npz")
+    out: dict = {}
+    seeds = range(3 if quick else 10)
+    for name in ("default", "codelab"):
+        recipe = PRESETS[name]
+        times, accs = [], []
+        for seed in seeds:
+            s, acc, _ = _fit_and_score(x, y, xt, yt, labels, Recipe(**{**recipe.__dict__, "seed": seed}))
+            times.append(s)
+            accs.append(acc)
+        out[f"train_s_{name}_median"] = float(np.median(times[:5]))
+        out[f"test_acc_{name}_median"] = float(np.median(accs))
+        out[f"test_acc_{name}_worst"] = float(np.min(accs))
+        progress(f"  {name}: train {out[f'train_s_{name}_median']:.3f} s, accuracy median "
+                 f"{100 * out[f'test_acc_{name}_median']:.1f}% worst {100 * out[f'test_acc_{name}_worst']:.1f}%")
+    _, _, result = _fit_and_score(x, y, xt, yt, labels, Recipe())
+    t0 = time.perf_counter()
+    qm = quantize(result.params, x)
+    meta = {"format": "edge-slider-model", "format_version": 1, "labels": list(labels), "sample_rate": 44100,
+            "fft_size": 2048, "hop": 1024, "bins": 232, "frames": 3, "input": "dB",
+            "normalization": {"mean": -100.0, "std": 10.0}, "created": "2026-01-01T00:00:00+00:00",
+            "counts": {lb: int((y == i).sum()) for i, lb in enumerate(labels)},
+            "metrics": {"val_accuracy": result.val_accuracy}}
+    data = write_model(qm, meta)
+    out["export_s"] = time.perf_counter() - t0
+    out["model_bytes"] = len(data)
+    clf = Classifier(data)
+    q = clf.predict_batch(xt)
+    f = net.forward(result.params, net.normalize(xt))
+    out["int8_argmax_agreement"] = float(np.mean(q.argmax(1) == f.argmax(1)))
+    out["int8_max_prob_diff"] = float(np.abs(q - f).max())
+    out["int8_test_acc"] = float(np.mean(q.argmax(1) == yt))
+    us, runtime = classify_us(data, xt, 1000 if quick else 5000)
+    out[f"classify_us_median_{runtime.replace('-', '_')}"] = us
+    progress("  peak RSS of `edge-slider train` ...")
+    out["train_cli_peak_rss_mb"] = peak_rss_of_train_cli(bench_dir)
+    return out

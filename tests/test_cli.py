@@ -1,0 +1,126 @@
+"""The command line as a user runs it: files in, one-line errors out, exit codes."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge.audio import synth
+from edge.audio.wavfile import write_wav
+from edge.cli import main
+
+SEED_CLASSES = """
+[classes.low]
+action = "step"
+value = -0.1
+[classes.mid]
+action = "step"
+value = 0.1
+[classes.noise]
+action = "none"
+background = true
+"""
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def state(tmp_path):
+    return str(tmp_path / "state")
+
+
+def test_python_m_edge_and_help():
+    r = subprocess.run([sys.executable, "-m", "edge", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "spectrogram" in r.stdout and "train" in r.stdout
+
+
+def test_spectrogram_prints_stats_and_draws_png(capsys, tmp_path, state):
+    wav = tmp_path / "snap.wav"
+    write_wav(wav, synth.render("gap:0.2, snap, gap:0.3", seed=1)[0])
+    rc, out, _ = run(capsys, "--state-dir", state, "spectrogram", "--from-wav", str(wav), "--png", str(tmp_path / "s.png"))
+    frames = (int(0.75 * 44100) - 2048) // 1024 + 1
+    assert rc == 0 and f"frames: {frames} × 232 bins" in out
+    from PIL import Image
+    img = Image.open(tmp_path / "s.png")
+    assert img.size == (frames * 4, 232 * 2)
+
+
+def test_bad_inputs_are_one_line_errors_with_nonzero_exit(capsys, tmp_path, state):
+    (tmp_path / "x.wav").write_text("hello")
+    (tmp_path / "bad.toml").write_text("[listen]\nthreshold = 2\n")
+    (tmp_path / "m.tflite").write_bytes(b"\0" * 100)
+    cases = [
+        ("--state-dir", state, "spectrogram", "--from-wav", str(tmp_path / "x.wav")),
+        ("--config", str(tmp_path / "bad.toml"), "model", "list"),
+        ("--state-dir", state, "model", "import", str(tmp_path / "m.tflite")),
+        ("--state-dir", state, "collect", "--label", "sideways", "--from-wav", str(tmp_path / "x.wav")),
+        ("--state-dir", state, "dataset", "import", str(tmp_path / "missing.npz")),
+        ("--state-dir", state, "train"),
+        ("--state-dir", state, "listen", "--from-wav", str(tmp_path / "x.wav")),
+    ]
+    for argv in cases:
+        rc, out, err = run(capsys, *argv)
+        assert rc != 0, argv
+        lines = [ln for ln in err.splitlines() if ln.strip() and " INFO " not in ln and " WARNING " not in ln]
+        assert len(lines) == 1 and lines[0].startswith("edge-slider "), (argv, err)
+        assert "Traceback" not in err
+    rc, _, err = run(capsys, "--config", str(tmp_path / "bad.toml"), "model", "list")
+    assert "listen.threshold" in err
+
+
+def test_dataset_train_model_evaluate_round_trip(capsys, tmp_path, data_dir, state):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SEED_CLASSES)
+    base = ("--config", str(cfg), "--state-dir", state)
+    rc, out, _ = run(capsys, *base, "dataset", "import", str(data_dir / "seed-train.npz"))
+    assert rc == 0 and "low 150" in out
+    rc, out, _ = run(capsys, *base, "dataset", "stats", "--sessions")
+    assert rc == 0 and "450 examples" in out
+    rc, out, _ = run(capsys, *base, "train", "--epochs", "5")
+    assert rc == 0 and "epoch   5/5" in out and "installed model v1" in out and "confusion" in out
+    rc, out, _ = run(capsys, *base, "train", "--preset", "codelab")
+    assert rc == 0 and "epoch  10/10" in out and "lr 0.01" in out and "model v2" in out
+    rc, out, _ = run(capsys, *base, "model", "evaluate", "--dataset", str(data_dir / "seed-test.npz"), "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["n"] == 300 and report["accuracy"] >= 0.9 and report["model_version"] == 2
+    rc, out, _ = run(capsys, *base, "model", "list")
+    assert "* v2" in out and "  v1" in out
+    rc, out, _ = run(capsys, *base, "model", "rollback")
+    assert rc == 0 and "v1" in out
+    rc, out, _ = run(capsys, *base, "model", "info", "--json")
+    assert json.loads(out)["version"] == 1
+    rc, _, _ = run(capsys, *base, "model", "export", str(tmp_path / "m.tflite"))
+    rc, out, _ = run(capsys, *base, "model", "import", str(tmp_path / "m.tflite"))
+    assert rc == 0 and "v3" in out
+    rc, _, _ = run(capsys, *base, "dataset", "export", str(tmp_path / "d.npz"))
+    assert np.load(tmp_path / "d.npz")["x"].shape == (450, 3, 232)
+    rc, out, _ = run(capsys, *base, "dataset", "clear", "--label", "low", "--yes")
+    assert rc == 0 and "deleted 150" in out
+
+
+def test_collect_from_wav_then_listen_writes_events(capsys, tmp_path, state):
+    """`collect` stores what a button hold would; `listen` replays and writes one JSON line per decision."""
+    from edge.demo import TRAIN_SCENES
+    base = ("--state-dir", state)
+    for i, (label, script) in enumerate(TRAIN_SCENES.items()):
+        wav = tmp_path / f"{label}.wav"
+        write_wav(wav, synth.render(script, seed=30 + i)[0])
+        rc, out, _ = run(capsys, *base, "collect", "--label", label, "--from-wav", str(wav))
+        assert rc == 0 and "stored as" in out
+    rc, _, _ = run(capsys, *base, "train")
+    assert rc == 0
+    test = tmp_path / "test.wav"
+    write_wav(test, synth.render("gap:0.5, snap, gap:1, whistle, gap:1, noise:1.5, gap:0.5", seed=99)[0])
+    events = tmp_path / "events.jsonl"
+    rc, out, _ = run(capsys, *base, "listen", "--from-wav", str(test), "--events", str(events))
+    lines = [json.loads(ln) for ln in events.read_text().splitlines()]
+    assert rc == 0 and [ln["label"] for ln in lines] == ["left", "right"]
+    assert set(lines[0]) == {"t", "label", "score", "position"}
+    assert lines[0]["position"] == pytest.approx(4.9) and lines[1]["position"] == pytest.approx(5.0)
+    assert 0.5 < lines[0]["t"] < 1.2

@@ -90,8 +90,8 @@ class AudioSettings:
     loop: bool = _doc("source = wav/synthetic: start again at the end instead of stopping.", default=True)
     realtime: bool = _doc("source = wav/synthetic: deliver audio at real-time pace (false = as fast as possible).",
                           default=True)
-    ring_seconds: float = _doc("Ring buffer capacity in seconds (also the pre-roll available to collection).",
-                               default=10.0, min=1.0, max=120.0)
+    ring_seconds: float = _doc("Ring buffer capacity in seconds: how long the loop may stall before audio is "
+                               "lost (overruns).", default=4.0, min=1.0, max=120.0)
     buffer_frames: int = _doc("Samples per PortAudio callback (1024 = one hop).", default=1024, min=64, max=16384)
     gain_db: float = _doc("Software gain applied to every sample, dB (0 = none).", default=0.0, min=-40.0, max=40.0)
 

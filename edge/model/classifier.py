@@ -14,7 +14,9 @@ Every refusal is a one-line :class:`ModelError` saying what does not fit and wha
 
 from __future__ import annotations
 
+import json
 import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE
 from edge.errors import ModelError
 from edge.model import network as net
 from edge.model.runtime import interpreter_class
+from edge.model.tflite_meta import METADATA_NAME, read_metadata_entries
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +40,11 @@ def check_bytes(data: bytes, name: str) -> None:
 
 
 def read_metadata(data: bytes, name: str) -> dict | None:
-    from edge.model.tflite_writer import read_metadata as _read
+    """Our metadata dict, or None for a foreign model. No schema package: see tflite_meta."""
     try:
-        return _read(data)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is damaged
+        raw = read_metadata_entries(data).get(METADATA_NAME)
+        return None if raw is None else json.loads(raw.decode())
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError, TypeError) as exc:
         raise ModelError(f"{name}: damaged model file ({type(exc).__name__}: {exc})") from None
 
 

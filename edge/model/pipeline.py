@@ -13,8 +13,7 @@ from edge import __version__
 from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
 from edge.model import network as net
 from edge.model.classifier import FORMAT, FORMAT_VERSION
-from edge.model.quantize import quantize
-from edge.model.tflite_writer import write_model
+from edge.model.quantize import quantize, simulate
 from edge.model.train import PRESETS, Recipe, TrainResult, confusion_report, train
 
 log = logging.getLogger(__name__)
@@ -65,9 +64,10 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
 def build_model(config: Config, x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], recipe: Recipe,
                 progress=None, should_stop=None) -> tuple[bytes, TrainResult, float]:
     """Train, quantize on the training windows, write the .tflite bytes."""
+    # NOTE: imported here: the schema package costs ~3 MB of RSS, needed only while exporting.
+    from edge.model.tflite_writer import write_model
     result = train(x, y, labels, recipe, progress=progress, should_stop=should_stop)
     qm = quantize(result.params, x)
-    from edge.model.quantize import simulate
     xn = net.normalize(x[:2000])
     agreement = float(np.mean(simulate(qm, xn).argmax(1) == net.forward(result.params, xn).argmax(1)))
     return write_model(qm, metadata(config, result, recipe, agreement)), result, agreement

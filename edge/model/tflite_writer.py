@@ -25,8 +25,8 @@ import tflite
 from edge.config import NUM_BINS, NUM_FRAMES
 from edge.model import network as net
 from edge.model.quantize import SOFTMAX_Q, QParams, QuantModel
+from edge.model.tflite_meta import METADATA_NAME, read_metadata_entries
 
-METADATA_NAME = "edge_slider"
 
 _F32, _INT32, _INT8 = tflite.TensorType.FLOAT32, tflite.TensorType.INT32, tflite.TensorType.INT8
 _OPS = [  # (builtin code, version) in the order the operators use them
@@ -258,10 +258,5 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
 
 def read_metadata(data: bytes) -> dict | None:
     """The ``edge_slider`` metadata dict of a .tflite, or None if it has none (a foreign model)."""
-    model = tflite.Model.GetRootAsModel(data, 0)
-    for i in range(model.MetadataLength()):
-        m = model.Metadata(i)
-        if m.Name() and m.Name().decode() == METADATA_NAME:
-            buf = model.Buffers(m.Buffer())
-            return json.loads(buf.DataAsNumpy().tobytes().decode())
-    return None
+    raw = read_metadata_entries(data).get(METADATA_NAME)
+    return None if raw is None else json.loads(raw.decode())

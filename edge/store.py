@@ -72,7 +72,9 @@ class ExampleStore:
             try:
                 n = fn(self._db)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # NOTE: SQLite rolls back by itself on some errors (SQLITE_FULL): only roll back an open one.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
             return n

@@ -1,0 +1,411 @@
+"""MQTT telemetry and remote control (paho-mqtt 2.x; MQTT v5 by default, v3.1.1 selectable).
+
+Threads, and why:
+
+* the audio loop calls :meth:`MqttTelemetry.on_event` for every event: it only appends to a
+  bounded in-memory queue (O(1), no lock held for long, no network, no JSON);
+* one *publisher* thread turns queued events into JSON and hands them to paho while connected,
+  and publishes the retained ``state`` when something changed or every ``state_interval_s``;
+* paho's own network thread (``loop_start``) connects, reconnects with backoff (1..30 s) and
+  delivers incoming commands, which it only queues;
+* one *command* worker runs commands against the device, so a slow command (``train`` waits
+  for the audio loop) never stalls paho's keepalive.
+
+The outgoing queue holds ``queue_size`` messages while the broker is away; when full the oldest
+*prediction* is dropped first; events and command replies are kept as long as there is any
+prediction left to drop. The state is not queued at all: it is a "dirty" flag, so it is never
+lost and never sent twice in a row for one burst of changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge.config import MqttSettings
+from edge.control import DeviceControl
+from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, Event, ExamplesCollected,
+                         ExamplesDeleted, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
+                         TrainingFinished, TrainingProgress)
+from edge.telemetry import commands, homeassistant, messages
+from edge.telemetry.messages import Topics
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+COMMAND_QUEUE = 32
+"""Commands waiting for the worker; more are refused with a 'busy' reply (a flood cannot grow memory)."""
+STOP_FLUSH_S = 2.0
+"""stop(): how long to wait for the queue and the retained 'offline' to reach the broker."""
+
+#: Events that change what the retained state shows.
+STATE_EVENTS = (ModeChanged, ModelChanged, PositionChanged, ExamplesCollected, ExamplesDeleted, TrainingFinished)
+#: Events published on the ``event`` topic.
+EVENT_TOPIC_EVENTS = (ExamplesCollected, ExamplesDeleted, Refused, ErrorOccurred, ModelChanged, ModeChanged,
+                      CollectionStarted, DecisionMade)
+
+
+def protocol_of(settings: MqttSettings) -> int:
+    return mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
+
+
+def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
+    """A configured (not yet connected) paho client: protocol, credentials, TLS, backoff.
+
+    Shared by the daemon and ``edge-slider monitor`` so both honour the same [mqtt] keys.
+    """
+    proto = protocol_of(settings)
+    kwargs: dict[str, Any] = {"client_id": client_id, "protocol": proto}
+    if proto == mqtt.MQTTv311:
+        kwargs["clean_session"] = True
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+    if settings.username:
+        # NOTE: the password is handed to paho only; it is never formatted into a log line.
+        client.username_pw_set(settings.username, settings.resolved_password() or None)
+    if settings.tls:
+        client.tls_set(ca_certs=settings.ca_file or None, certfile=settings.certfile or None,
+                       keyfile=settings.keyfile or None,
+                       cert_reqs=ssl.CERT_NONE if settings.tls_insecure_skip_verify else ssl.CERT_REQUIRED)
+        if settings.tls_insecure_skip_verify:
+            log.warning("mqtt.tls_insecure_skip_verify is on: the broker's certificate is NOT checked")
+            client.tls_insecure_set(True)
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client
+
+
+class _PahoNoise(logging.Filter):
+    """paho 2.2 logs an ERROR when its loop runs once more after our own clean disconnect()."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Client is not connected")
+
+
+def _paho_logger() -> logging.Logger:
+    logger = logging.getLogger(__name__ + ".paho")
+    if not logger.filters:
+        logger.addFilter(_PahoNoise())
+    return logger
+
+
+# ---------------------------------------------------------------------- the outgoing queue
+@dataclass(frozen=True)
+class Outgoing:
+    """One message waiting for the publisher. ``payload`` may be a callable, serialised late."""
+
+    topic: str
+    payload: bytes | Callable[[], bytes]
+    qos: int = 1
+    retain: bool = False
+    properties: Properties | None = None
+
+
+class OutQueue:
+    """Bounded FIFO that sheds predictions first. All operations O(1).
+
+    Two deques (predictions, everything else) tagged with a sequence number, merged in order on
+    the way out, so dropping "the oldest prediction" never has to search.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._preds: deque[tuple[int, Outgoing]] = deque()
+        self._others: deque[tuple[int, Outgoing]] = deque()
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+        self.dropped_predictions = 0
+        self.dropped_other = 0
+
+    def __len__(self) -> int:
+        return len(self._preds) + len(self._others)
+
+    def put(self, item: Outgoing, prediction: bool = False) -> None:
+        with self._lock:
+            if len(self._preds) + len(self._others) >= self.size:
+                if self._preds:
+                    self._preds.popleft()
+                    self.dropped_predictions += 1
+                elif prediction:
+                    self.dropped_predictions += 1
+                    return
+                else:
+                    # Only events left and still full: the oldest event is the least useful one.
+                    self._others.popleft()
+                    self.dropped_other += 1
+            (self._preds if prediction else self._others).append((next(self._seq), item))
+
+    def get(self) -> Outgoing | None:
+        with self._lock:
+            if self._preds and (not self._others or self._preds[0][0] < self._others[0][0]):
+                return self._preds.popleft()[1]
+            if self._others:
+                return self._others.popleft()[1]
+            return None
+
+    def push_front(self, item: Outgoing) -> None:
+        """Put back a message paho could not take (connection lost mid-drain)."""
+        with self._lock:
+            self._others.appendleft((-1, item))
+
+
+# ---------------------------------------------------------------------- the client
+class MqttTelemetry:
+    """Publishes the device's status, state, predictions and events; executes remote commands."""
+
+    def __init__(self, settings: MqttSettings, device_id: str, control: DeviceControl, version: str,
+                 client_factory: Callable[[MqttSettings, str], mqtt.Client] = make_client):
+        self.settings = settings
+        self.device_id = device_id
+        self.control = control
+        self.version = version
+        self.topics = Topics(settings.topic(device_id), settings.discovery_prefix)
+        self.client_id = settings.client_id or f"edge-slider-{device_id}"
+        self._client_factory = client_factory
+        self._client: mqtt.Client | None = None
+        self._v5 = settings.protocol == "5"
+        self.out = OutQueue(settings.queue_size)
+        self._commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._state_dirty = True
+        self._discovery_due = True
+        self._next_state = 0.0
+        self._last_pred_t = -float("inf")
+        self._last_pred_label: str | None = None
+        self._threads: list[threading.Thread] = []
+        self.connects = 0
+        """Successful connections so far (tests and the state report use it)."""
+        self.last_connect_at: float | None = None
+        """time.monotonic() of the last successful CONNACK."""
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background. Never raises: a missing broker only means retries and a log line."""
+        if self._client is not None:
+            return
+        s = self.settings
+        try:
+            client = self._client_factory(s, self.client_id)
+            client.will_set(self.topics.status, messages.status_payload(False), qos=1, retain=True)
+            client.max_queued_messages_set(s.queue_size)
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_connect_fail = self._on_connect_fail
+            client.on_message = self._on_message
+            client.enable_logger(_paho_logger())
+            client.connect_async(s.host, s.port, keepalive=s.keepalive)
+            self._client = client
+        except Exception as exc:  # noqa: BLE001 - bad TLS files etc.: the device works without MQTT
+            log.error("MQTT disabled: cannot set up the client for %s:%d: %s", s.host, s.port, exc)
+            return
+        log.info("MQTT: connecting to %s:%d as %s (MQTT %s%s), base topic %s", s.host, s.port,
+                 s.username or "anonymous", s.protocol, ", TLS" if s.tls else "", self.topics.base)
+        for target, name in ((self._publisher, "mqtt-publish"), (self._command_worker, "mqtt-commands")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        client.loop_start()
+
+    def stop(self) -> None:
+        """Flush briefly, publish the retained 'offline' (a clean disconnect sends no will), disconnect."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._connected.is_set():
+            deadline = time.monotonic() + STOP_FLUSH_S / 2
+            while len(self.out) and self._connected.is_set() and time.monotonic() < deadline:
+                self._wake.set()
+                time.sleep(0.01)
+        self._stopping.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=STOP_FLUSH_S)
+        self._threads.clear()
+        if self._connected.is_set():
+            try:
+                info = client.publish(self.topics.status, messages.status_payload(False), qos=1, retain=True)
+                info.wait_for_publish(timeout=STOP_FLUSH_S)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("MQTT: could not publish offline status: %s", exc)
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+        log.info("MQTT: disconnected")
+
+    # ------------------------------------------------------------------ events (audio loop thread)
+    def on_event(self, event: Event) -> None:
+        """Enqueue only: called on the audio loop thread for every event, so O(1) and never blocking."""
+        if isinstance(event, PredictionMade):
+            self._on_prediction(event)
+            return
+        if isinstance(event, STATE_EVENTS):
+            self._state_dirty = True
+        if isinstance(event, (TrainingProgress, TrainingFinished)):
+            self.out.put(Outgoing(self.topics.training, functools.partial(messages.training_payload, event)))
+        elif isinstance(event, EVENT_TOPIC_EVENTS):
+            self.out.put(Outgoing(self.topics.event, functools.partial(messages.event_payload, event, time.time())))
+        self._wake.set()
+
+    def _on_prediction(self, event: PredictionMade) -> None:
+        now = time.monotonic()
+        changed = event.label != self._last_pred_label
+        if not changed and now - self._last_pred_t < self.settings.prediction_interval_s:
+            return
+        self._last_pred_t, self._last_pred_label = now, event.label
+        self.out.put(Outgoing(self.topics.prediction, functools.partial(messages.prediction_payload, event), qos=0),
+                     prediction=True)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ paho callbacks (network thread)
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT: broker %s:%d refused the connection: %s", self.settings.host, self.settings.port,
+                      reason_code)
+            return
+        self.connects += 1
+        self.last_connect_at = time.monotonic()
+        log.info("MQTT: connected to %s:%d", self.settings.host, self.settings.port)
+        client.publish(self.topics.status, messages.status_payload(True), qos=1, retain=True)
+        if self._v5:
+            # NOTE: no_local: we publish our replies under cmd/ too and must not receive them back.
+            opts = SubscribeOptions(qos=1, noLocal=True)
+            client.subscribe([(self.topics.cmd_filter, opts), (self.topics.ha_status, SubscribeOptions(qos=1))])
+        else:
+            client.subscribe([(self.topics.cmd_filter, 1), (self.topics.ha_status, 1)])
+        self._state_dirty = True
+        self._discovery_due = True
+        self._connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        if was and not self._stopping.is_set():
+            log.warning("MQTT: connection lost (%s); reconnecting with backoff %d..%d s", reason_code,
+                        RECONNECT_MIN_S, RECONNECT_MAX_S)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        log.debug("MQTT: connecting to %s:%d failed; retrying", self.settings.host, self.settings.port)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            return
+        if topic == self.topics.ha_status:
+            if msg.payload == messages.ONLINE.encode():
+                self._discovery_due = True
+                self._wake.set()
+            return
+        name = self.topics.command_name(topic)
+        if name is None:
+            return
+        response_topic, correlation = self._response_props(msg)
+        try:
+            self._commands.put_nowait((name, bytes(msg.payload), response_topic, correlation))
+        except queue.Full:
+            reply = messages.result_payload(name[:100], False, error="busy: too many commands queued, try again")
+            self._reply(reply, response_topic, correlation)
+
+    def _response_props(self, msg: mqtt.MQTTMessage) -> tuple[str | None, bytes | None]:
+        props = getattr(msg, "properties", None)
+        if not self._v5 or props is None:
+            return None, None
+        topic = getattr(props, "ResponseTopic", None)
+        corr = getattr(props, "CorrelationData", None)
+        return (topic or None), (bytes(corr) if corr is not None else None)
+
+    # ------------------------------------------------------------------ commands (worker thread)
+    def _command_worker(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                item = self._commands.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            name, payload, response_topic, correlation = item
+            reply = commands.handle(name, payload, self.control, self.settings.max_payload_bytes)
+            log.info("MQTT command %s: %s", reply["command"], "ok" if reply["ok"] else reply["error"])
+            self._reply(reply, response_topic, correlation)
+
+    def _reply(self, reply: dict[str, Any], response_topic: str | None, correlation: bytes | None) -> None:
+        payload = messages.dumps(reply)
+        self.out.put(Outgoing(self.topics.cmd_result, payload))
+        if response_topic:
+            props = Properties(PacketTypes.PUBLISH)
+            if correlation is not None:
+                props.CorrelationData = correlation
+            self.out.put(Outgoing(response_topic, payload, properties=props))
+        self._wake.set()
+
+    # ------------------------------------------------------------------ publishing (publisher thread)
+    def _publisher(self) -> None:
+        while not self._stopping.is_set():
+            timeout = max(0.05, self._next_state - time.monotonic()) if self._connected.is_set() else 0.5
+            self._wake.wait(timeout)
+            self._wake.clear()
+            if not self._connected.is_set() or self._client is None:
+                continue
+            try:
+                self._publish_due()
+            except Exception:  # noqa: BLE001 - the publisher must survive a bad snapshot or payload
+                log.exception("MQTT: publishing failed")
+                time.sleep(0.5)
+
+    def _publish_due(self) -> None:
+        if self._discovery_due and self.settings.discovery:
+            self._discovery_due = False
+            self._publish_discovery()
+        now = time.monotonic()
+        if self._state_dirty or now >= self._next_state:
+            self._state_dirty = False
+            self._next_state = now + self.settings.state_interval_s
+            self._send(Outgoing(self.topics.state, messages.state_payload(self.control.snapshot()), retain=True))
+        while self._connected.is_set():
+            item = self.out.get()
+            if item is None:
+                break
+            if not self._send(item):
+                if item.qos > 0:
+                    self.out.push_front(item)
+                break
+
+    def _publish_discovery(self) -> None:
+        labels = tuple(self.control.labels)
+        for topic, config in homeassistant.discovery_configs(self.topics, self.device_id, self.version, labels):
+            self._send(Outgoing(topic, messages.dumps(config), retain=True))
+
+    def _send(self, item: Outgoing) -> bool:
+        client = self._client
+        if client is None:
+            return False
+        payload = item.payload() if callable(item.payload) else item.payload
+        try:
+            info = client.publish(item.topic, payload, qos=item.qos, retain=item.retain, properties=item.properties)
+        except (ValueError, TypeError) as exc:  # e.g. a response_topic with wildcards
+            log.warning("MQTT: not publishing to %r: %s", item.topic[:100], exc)
+            return True
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return True
+        log.debug("MQTT: publish to %s not accepted (%s)", item.topic, mqtt.error_string(info.rc))
+        return False

@@ -45,6 +45,8 @@ ANCHORS = {
     "false_moves_per_min_talk_synthetic_noise": "codelab way: noise class without real talk",
     "false_moves_per_min_talk_taught_noise": "noise class taught with other voices' talk",
     "decision_latency_hops_max": "≤ 1 hop after the first window holding the onset",
+    "telemetry_us_per_hop_median_10hz": "≤ 20 µs target (10 Hz wall clock; the replay is faster than real time)",
+    "rss_mb_daemon_subprocess": "≤ 60 MB target (`run --simulate`, no MQTT)",
     "startup_to_first_decision_s": "≤ 2 s target",
     "overruns_60s_realtime": "0 target",
     "overruns_during_training": "0 target",
@@ -98,14 +100,22 @@ def train_demo_model(state_dir: Path, seed: int = 1) -> Config:
     return cfg
 
 
-def measure_pipeline(cfg: Config, n_seconds: float = 30.0) -> dict[str, Any]:
-    """Source block → frames → classify → decision → servo (mock PWM pin), per hop, while listening."""
+def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -> dict[str, Any]:
+    """Source block → frames → classify → decision → servo (mock PWM pin), per hop, while listening.
+
+    With ``mqtt`` the device is connected to a broker (cfg.mqtt) and publishes predictions too.
+    """
     from edge.demo import TEST_SCENE, Trace, score_decisions
     from edge.service import RunOptions, Service
     scene, onsets = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
     reps = max(1, int(n_seconds * SAMPLE_RATE / scene.shape[0]))
-    with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
+    with Service(cfg, RunOptions(simulate=True, mqtt=mqtt, script="gap:0.1", loop=False)) as svc:
         engine = svc.engine
+        if mqtt:
+            svc.telemetry.start()
+            deadline = time.monotonic() + 5
+            while not svc.telemetry.connected and time.monotonic() < deadline:
+                time.sleep(0.05)
         engine._listen(True)
         trace = Trace()
         svc.bus.subscribe(trace)
@@ -124,6 +134,41 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0) -> dict[str, Any]:
             "classify_us_in_pipeline": engine.classify_us,
             "decision_latency_hops_max": max(latency) if latency else None,
             "decision_latency_hops": latency, "scene_score": score}
+
+
+def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
+    """Added per-hop cost of MQTT telemetry against a local Mosquitto.
+
+    What the audio loop pays is ``on_event``: a rate-limit check, and at 10 Hz an enqueue (JSON and
+    the network happen on the publisher thread). NOTE: the replay runs ~300× faster than real time,
+    so the publisher's work lands on far fewer hops than live; publishing on *every* hop at that
+    speed (12,000 messages/s) only measures GIL contention, so it is not reported.
+    """
+    import shutil
+    import socket
+    import subprocess
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        return {}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="edge-bench-mqtt-") as tmp:
+        conf = Path(tmp) / "m.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n")
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        broker = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            base = measure_pipeline(cfg, n_seconds)["pipeline_us_median"]
+            out = {}
+            for name, interval in (("10hz", 0.1),):
+                on = cfg.replace("mqtt", enabled=True, host="127.0.0.1", port=port, prediction_interval_s=interval)
+                with_mqtt = measure_pipeline(on, n_seconds, mqtt=True)["pipeline_us_median"]
+                out[f"telemetry_us_per_hop_median_{name}"] = with_mqtt - base
+        finally:
+            broker.terminate()
+            broker.wait(5)
+    return out
 
 
 def decision_latency_hops(decisions, onsets, hop: int) -> list[float]:
@@ -169,6 +214,31 @@ def measure_realtime_overruns(cfg: Config, seconds: float, train: bool) -> dict[
                 "train_s": trained.get("seconds"), "rss_mb": _rss_mb()}
 
 
+def measure_daemon_rss(cfg: Config, seconds: float) -> dict[str, Any]:
+    """RSS of a real `edge-slider run --simulate --no-mqtt` process (its own interpreter), sampled."""
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "edge", "--state-dir", str(cfg.state_path), "run", "--simulate", "--no-mqtt",
+           "--duration", str(seconds + 5)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = []
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < seconds and proc.poll() is None:
+            time.sleep(1.0)
+            with open(f"/proc/{proc.pid}/status") as f:
+                kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            samples.append(kb / 1024)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    if not samples:
+        return {}
+    warm = samples[min(len(samples) - 1, 4):]
+    return {"rss_mb_daemon_subprocess": max(samples), "rss_growth_mb_after_warmup": max(warm) - warm[0],
+            "rss_sampled_seconds": len(samples)}
+
+
 def synth_scene_for_soak() -> str:
     return "snap, gap:0.8, whistle, gap:0.8, babble:1, gap:0.5"
 
@@ -187,15 +257,19 @@ def run_bench(bench_dir: Path | None, quick: bool = False, progress: Callable[[s
         cfg = train_demo_model(Path(tmp))
         progress("whole pipeline ...")
         figures.update(measure_pipeline(cfg, 10.0 if quick else 30.0))
+        progress("MQTT telemetry cost per hop (local Mosquitto, predictions at 10 Hz) ...")
+        figures.update(measure_telemetry_cost(cfg, 10.0 if quick else 30.0))
         progress("real-time daemon loop with training in the middle ...")
         rt = measure_realtime_overruns(cfg, 8.0 if quick else 60.0, train=True)
         figures["overruns_60s_realtime"] = rt["overruns"]
         figures["realtime_seconds"] = 8.0 if quick else 60.0
         figures["overruns_during_training"] = rt["overruns"]
         figures["startup_to_first_decision_s"] = rt["first_decision_s"]
-        figures["rss_mb_daemon"] = rt["rss_mb"]
+        figures["rss_mb_bench_process"] = rt["rss_mb"]
+        progress("resident memory of a `run --simulate` process ...")
+        figures.update(measure_daemon_rss(cfg, 15.0 if quick else 120.0))
         progress("false moves per minute on talk and effects nobody here made ...")
-        figures.update(measure_false_moves(Path(tmp)))
+        figures.update(measure_false_moves(Path(tmp), progress))
     if bench_dir is not None:
         try:
             from edge.model import measure

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -49,18 +48,21 @@ def peak_rss_of_train_cli(bench_dir: Path) -> float:
         base = [sys.executable, "-m", "edge", "--config", str(cfg), "--state-dir", tmp]
         subprocess.run(base + ["dataset", "import", str(bench_dir / "seed-train.npz")], check=True,
                        capture_output=True)
-        before = _children_maxrss()
-        proc = subprocess.Popen(base + ["train"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status != 0:
-            raise RuntimeError("edge-slider train failed in the bench")
-        del before
-        return usage.ru_maxrss / 1024
-
-
-def _children_maxrss() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        # NOTE: a forked child's ru_maxrss starts at the parent's size (a Linux quirk), so the child
+        # reports its own VmHWM (per address space, reset by exec) on exit.
+        wrapper = ("import atexit, sys\n"
+                   "def hwm():\n"
+                   "    for line in open('/proc/self/status'):\n"
+                   "        if line.startswith('VmHWM:'):\n"
+                   "            print('VmHWM', line.split()[1], file=sys.stderr)\n"
+                   "atexit.register(hwm)\n"
+                   "from edge.cli import main\n"
+                   "sys.exit(main(sys.argv[1:]))\n")
+        r = subprocess.run([sys.executable, "-c", wrapper] + base[3:] + ["train"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"edge-slider train failed in the bench: {r.stderr.strip()[-200:]}")
+        kb = next(int(line.split()[1]) for line in r.stderr.splitlines() if line.startswith("VmHWM"))
+        return kb / 1024
 
 
 def bench_figures(bench_dir: Path, quick: bool = False, progress: Callable[[str], None] = print) -> dict:

@@ -193,7 +193,7 @@ def wait_retained(broker: Broker, topic: str, pred: Callable[[Any], bool] = lamb
 # ---------------------------------------------------------------------- fixtures
 def _broker(conf_lines: list[str], prefix: str) -> Iterator[Broker]:
     if not mosquitto_available():
-        pytest.skip("mosquitto is not installed")
+        pytest.fail("mosquitto is not installed: deploy/dev.sh installs it (apt mosquitto)")
     d = make_dir(prefix)
     b = Broker(d, conf_lines).start()
     try:
@@ -213,7 +213,7 @@ def anon_broker() -> Iterator[Broker]:
 def auth_broker() -> Iterator[Broker]:
     """Passwords for USERS and deploy/mosquitto/acl, anonymous refused."""
     if not mosquitto_available():
-        pytest.skip("mosquitto is not installed")
+        pytest.fail("mosquitto is not installed: deploy/dev.sh installs it (apt mosquitto)")
     d = make_dir("mosq-auth-")
     pw = d / "passwd"
     for i, (user, password) in enumerate(USERS.items()):

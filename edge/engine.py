@@ -259,8 +259,9 @@ class Engine:
             self._set_mode(LISTENING if self._resume_listening else IDLE)
             raise
         event = ExamplesCollected(result.label, session, stored, moved, skipped, counts)
-        log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (floor %.1f dB, session %s)",
-                 result.label, stored, moved, background, skipped, result.floor_db, session)
+        gate = f"floor {result.floor_db:.1f} dB" if np.isfinite(result.floor_db) else "not gated"
+        log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (%s, session %s)",
+                 result.label, stored, moved, background, skipped, gate, session)
         self.bus.publish(event)
         self._set_mode(LISTENING if self._resume_listening and self.classifier else IDLE)
         return {k: v for k, v in event.to_dict().items() if k != "kind"}

@@ -85,11 +85,10 @@ def bench_figures(bench_dir: Path, quick: bool = False, progress: Callable[[str]
     _, _, result = _fit_and_score(x, y, xt, yt, labels, Recipe())
     t0 = time.perf_counter()
     qm = quantize(result.params, x)
-    meta = {"format": "edge-slider-model", "format_version": 1, "labels": list(labels), "sample_rate": 44100,
-            "fft_size": 2048, "hop": 1024, "bins": 232, "frames": 3, "input": "dB",
-            "normalization": {"mean": -100.0, "std": 10.0}, "created": "2026-01-01T00:00:00+00:00",
-            "counts": {lb: int((y == i).sum()) for i, lb in enumerate(labels)},
-            "metrics": {"val_accuracy": result.val_accuracy}}
+    from edge.config import Config
+    from edge.model.pipeline import metadata
+    # the metadata the daemon writes (labels, counts, recipe, metrics, …): the file size is the real one
+    meta = metadata(Config(), result, Recipe(), 1.0)
     data = write_model(qm, meta)
     out["export_s"] = time.perf_counter() - t0
     out["model_bytes"] = len(data)

@@ -43,21 +43,27 @@ def recipe_from_config(config: Config, preset: str | None = None, **overrides) -
     return Recipe(**{**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
 
 
+def _r(x: float | None) -> float | None:
+    """Four decimals: the metadata is part of a ~6 KB file, full float reprs would be a tenth of it."""
+    return None if x is None else round(float(x), 4)
+
+
 def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: float) -> dict:
     last = result.history[-1] if result.history else None
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "labels": list(result.labels),
         "sample_rate": SAMPLE_RATE, "fft_size": FFT_SIZE, "hop": config.frontend.hop, "bins": NUM_BINS,
         "frames": NUM_FRAMES, "input": "dB",
-        "normalization": {"mean": net.NORM_MEAN, "std": net.NORM_STD, "formula": "(dB - mean) / std"},
+        "normalization": {"mean": net.NORM_MEAN, "std": net.NORM_STD},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "created_by": f"edge-slider {__version__}",
         "counts": result.counts,
         "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
                    "validation_split": recipe.validation_split, "seed": recipe.seed},
-        "metrics": {"loss": last.loss if last else None, "accuracy": last.accuracy if last else None,
-                    "val_loss": last.val_loss if last else None, "val_accuracy": last.val_accuracy if last else None,
-                    "int8_agreement": agreement, "train_seconds": round(result.seconds, 3)},
+        "metrics": {"loss": _r(last.loss) if last else None, "accuracy": _r(last.accuracy) if last else None,
+                    "val_loss": _r(last.val_loss) if last else None,
+                    "val_accuracy": _r(last.val_accuracy) if last else None,
+                    "int8_agreement": _r(agreement), "train_seconds": round(result.seconds, 3)},
     }
 
 

@@ -182,6 +182,7 @@ class MqttTelemetry:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._connect_fail_logged = False
         self._state_dirty = True
         self._discovery_due = True
         self._next_state = 0.0
@@ -283,6 +284,7 @@ class MqttTelemetry:
                       reason_code)
             return
         self.connects += 1
+        self._connect_fail_logged = False
         self.last_connect_at = time.monotonic()
         log.info("MQTT: connected to %s:%d", self.settings.host, self.settings.port)
         client.publish(self.topics.status, messages.status_payload(True), qos=1, retain=True)
@@ -306,7 +308,11 @@ class MqttTelemetry:
                         RECONNECT_MIN_S, RECONNECT_MAX_S)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        log.debug("MQTT: connecting to %s:%d failed; retrying", self.settings.host, self.settings.port)
+        # NOTE: say it once at WARNING (a user wonders why nothing shows up), then quietly retry.
+        level = logging.DEBUG if self._connect_fail_logged else logging.WARNING
+        self._connect_fail_logged = True
+        log.log(level, "MQTT: broker %s:%d not reachable; the device works without it and keeps retrying "
+                "(backoff %d..%d s)", self.settings.host, self.settings.port, RECONNECT_MIN_S, RECONNECT_MAX_S)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:

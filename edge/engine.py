@@ -36,6 +36,7 @@ from edge.audio.spectrogram import FrameStream, window_level_db
 from edge.collect import HoldCollector
 from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
 from edge.decision import DecisionPolicy
+from edge.memory import release_free_heap
 from edge.errors import CommandError, EdgeError, StateError, StoreError
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
                          ExamplesDeleted, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
@@ -299,6 +300,7 @@ class Engine:
 
     def _training_done(self, outcome, error: Exception | None, seconds: float) -> None:
         self._train_thread = None
+        release_free_heap()
         if error is None:
             try:
                 classifier = self.registry.load_current(expect_hop=self.config.frontend.hop)

@@ -31,6 +31,7 @@ from edge.config import SAMPLE_RATE, Config
 from edge.engine import Engine
 from edge.errors import AudioError, EdgeError, StoreError
 from edge.events import DecisionMade, ErrorOccurred, EventBus
+from edge.memory import configure_malloc, release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Service:
 
     def _build(self) -> None:
         config, options = self.config, self.options
+        configure_malloc()
         try:
             config.state_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -152,7 +154,7 @@ class Service:
         self._audio_error: str | None = None
         self._audio_retry_at = 0.0
         self._audio_backoff = 1.0
-        _release_free_heap()
+        release_free_heap()
 
     # ------------------------------------------------------------------ callbacks
     def _on_button(self, event) -> None:
@@ -275,18 +277,6 @@ class Service:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _release_free_heap() -> None:
-    """Give memory freed after start-up (imports, model load, synthetic audio) back to the OS.
-
-    glibc keeps freed heap pages mapped; on a 60 MB budget that is ~7 MB. No-op off glibc.
-    """
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _quietly(fn, event) -> None:

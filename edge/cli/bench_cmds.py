@@ -16,11 +16,22 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, ~1 min)")
     p.add_argument("--data", metavar="DIR", help="folder with seed-train.npz / seed-test.npz "
                    "(default: $EDGE_SLIDER_BENCH_DIR, else ../shared/bench beside the checkout)")
+    p.add_argument("--soak", type=float, metavar="MIN", help="instead: run the daemon for MIN minutes under a fake "
+                   "systemd watchdog with a private broker (trainings, a 60 s broker outage) and report "
+                   "memory growth, overruns and watchdog gaps")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args, config: Config) -> int:
     from edge.bench import default_bench_dir, format_table, run_bench
+    if args.soak is not None:
+        if not 1 <= args.soak <= 24 * 60:
+            raise UsageError("--soak MIN: between 1 and 1440 minutes")
+        from edge.soak import run_soak
+        figures = run_soak(args.soak, outage_s=min(60.0, args.soak * 60 / 4),
+                           progress=lambda m: print(m, file=sys.stderr))
+        print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
+        return 0
     bench_dir = Path(args.data) if args.data else default_bench_dir()
     if args.data and not (bench_dir / "seed-train.npz").is_file():
         raise UsageError(f"--data {args.data}: no seed-train.npz there")

@@ -132,20 +132,30 @@ class ExampleStore:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     # ------------------------------------------------------------------ files
-    def export_npz(self, path: str | Path, labels: Iterable[str] | None = None) -> int:
+    def export_npz(self, path: str | Path, labels: Iterable[str] | None = None, background: str | None = None) -> int:
+        """Write every window to ``path``: ``.npz`` (seed format), or ``.bin`` = TF.js TFJSSCDS."""
         x, y, labels = self.load(labels)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, x=x, y=y, labels=np.asarray(labels, dtype=str))
+        if str(path).endswith(".bin"):
+            from edge.tfjs_dataset import tfjs_dataset_bytes
+            data = tfjs_dataset_bytes(x, y, labels, background)
+        else:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, x=x, y=y, labels=np.asarray(labels, dtype=str))
+            data = buf.getvalue()
         try:
-            atomic_write_bytes(Path(path), buf.getvalue())
+            atomic_write_bytes(Path(path), data)
         except OSError as exc:
             raise StoreError(f"{path}: cannot write ({exc.strerror})") from None
         return int(x.shape[0])
 
     def import_npz(self, path: str | Path, source: str = "import", session: str | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-        """Import a seed-format .npz, one transaction per chunk; returns counts imported per label."""
-        x, y, labels = read_npz(path)
+                   progress: Callable[[int, int], None] | None = None, background: str | None = None) -> dict[str, int]:
+        """Import a seed-format .npz (or a TF.js TFJSSCDS file), one transaction per chunk.
+
+        Returns the counts imported per label.
+        """
+        from edge.tfjs_dataset import is_tfjs_dataset, read_tfjs_dataset
+        x, y, labels = read_tfjs_dataset(path, background) if is_tfjs_dataset(path) else read_npz(path)
         session = session or f"import-{time.strftime('%Y%m%dT%H%M%S')}-{Path(path).stem}"
         added: dict[str, int] = {}
         for start in range(0, x.shape[0], IMPORT_CHUNK):

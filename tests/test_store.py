@@ -112,3 +112,34 @@ def test_unopenable_store_is_one_line(tmp_path):
     with pytest.raises(StoreError) as e:
         ExampleStore(p)
     assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_tfjs_speech_commands_dataset_round_trip(tmp_path, data_dir):
+    """TFJSSCDS (the browser's serialized examples): export, re-import, and a longer example is windowed."""
+    import json
+    import struct
+    from edge.tfjs_dataset import BACKGROUND_TAG, read_tfjs_dataset
+    with ExampleStore(tmp_path / "a.sqlite") as s:
+        s.import_npz(data_dir / "seed-test.npz")
+        assert s.export_npz(tmp_path / "out.bin", background="noise") == 300
+    raw = (tmp_path / "out.bin").read_bytes()
+    assert raw[:8] == b"TFJSSCDS"
+    mlen = struct.unpack_from("<I", raw, 12)[0]
+    manifest = json.loads(raw[16:16 + mlen])
+    assert {m["label"] for m in manifest} == {"low", "mid", BACKGROUND_TAG}
+    x, y, labels = read_tfjs_dataset(tmp_path / "out.bin", background="noise")
+    assert x.shape == (300, 3, 232) and set(labels) == {"low", "mid", "noise"}
+    # a browser example of 5 frames with raw audio appended: 3 windows, raw audio skipped
+    frames = np.arange(5 * 232, dtype="<f4").reshape(5, 232) - 120
+    spec = [{"label": "clap", "spectrogramNumFrames": 5, "spectrogramFrameSize": 232,
+             "rawAudioNumSamples": 10, "rawAudioSampleRateHz": 44100}]
+    m = json.dumps(spec).encode()
+    (tmp_path / "b.bin").write_bytes(b"TFJSSCDS" + struct.pack("<II", 1, len(m)) + m + frames.tobytes()
+                                     + np.zeros(10, "<f4").tobytes())
+    with ExampleStore(tmp_path / "b.sqlite") as s:
+        assert s.import_npz(tmp_path / "b.bin") == {"clap": 3}
+        xb, _, _ = s.load()
+        assert np.array_equal(xb[2], frames[2:5])
+    (tmp_path / "c.bin").write_bytes((tmp_path / "b.bin").read_bytes()[:-100])
+    with pytest.raises(StoreError, match="truncated"):
+        read_tfjs_dataset(tmp_path / "c.bin", None)

@@ -17,11 +17,13 @@ def register(sub) -> None:
     q = dsub.add_parser("stats", help="examples per label and per session")
     q.add_argument("--sessions", action="store_true", help="also list collection sessions")
     q.set_defaults(func=cmd_dataset_stats)
-    q = dsub.add_parser("export", help="write all examples to a .npz (x, y, labels)")
-    q.add_argument("out", metavar="OUT.npz")
+    q = dsub.add_parser("export", help="write all examples to a .npz (x, y, labels), or a TF.js "
+                        "speech-commands dataset if OUT ends in .bin")
+    q.add_argument("out", metavar="OUT.npz|OUT.bin")
     q.set_defaults(func=cmd_dataset_export)
-    q = dsub.add_parser("import", help="add examples from a .npz (x [N,3,232] dB, y [N], labels [K])")
-    q.add_argument("inp", metavar="IN.npz")
+    q = dsub.add_parser("import", help="add examples from a .npz (x [N,3,232] dB, y [N], labels [K]) or a "
+                        "TF.js speech-commands dataset (TFJSSCDS .bin, as the browser codelab saves)")
+    q.add_argument("inp", metavar="IN.npz|IN.bin")
     q.set_defaults(func=cmd_dataset_import)
     q = dsub.add_parser("clear", help="delete examples (all, one label, or one session)")
     q.add_argument("--label", help="only this label")
@@ -96,14 +98,14 @@ def cmd_dataset_stats(args, config: Config) -> int:
 
 def cmd_dataset_export(args, config: Config) -> int:
     with _store(config) as store:
-        n = store.export_npz(args.out)
+        n = store.export_npz(args.out, background=config.background_label)
     print(f"wrote {n} examples to {args.out}")
     return 0
 
 
 def cmd_dataset_import(args, config: Config) -> int:
     with _store(config) as store:
-        added = store.import_npz(args.inp, progress=_progress)
+        added = store.import_npz(args.inp, progress=_progress, background=config.background_label)
         print("imported " + ", ".join(f"{k} {v}" for k, v in added.items()))
         unknown = [lb for lb in added if lb not in config.labels]
         if unknown:

@@ -61,12 +61,13 @@ class HoldCollector:
         return True
 
     def floor(self) -> float:
-        levels = self._levels[:self.count]
+        levels = _audible(self._levels[:self.count])
         if levels.size == 0:
             return float("nan")
         hold_floor = float(np.percentile(levels, self.settings.floor_percentile))
-        if self.ambient.size:
-            return min(hold_floor, float(np.median(self.ambient)))
+        ambient = _audible(self.ambient)
+        if ambient.size:
+            return min(hold_floor, float(np.median(ambient)))
         return hold_floor
 
     def finish(self) -> HoldResult:
@@ -78,6 +79,18 @@ class HoldCollector:
         threshold = floor + self.settings.gate_db
         loud = self._levels[:self.count] >= threshold
         return HoldResult(self.label, windows[loud], windows[~loud], floor, threshold, self.truncated)
+
+
+DIGITAL_SILENCE_DB = -150.0
+"""Window levels below this are exact zeros from the source (a muted or idle stream, the front
+end's −160 dB clamp), not a room: no microphone is that quiet. They are left out of the floor —
+measured on a PulseAudio monitor, idle zeros before the first snap made the floor −160 dB and
+the gate kept every window of the hold (100 'left' windows for three snaps)."""
+
+
+def _audible(levels: np.ndarray) -> np.ndarray:
+    real = levels[levels > DIGITAL_SILENCE_DB]
+    return real if real.size else levels
 
 
 def gate_windows(settings: CollectSettings, label: str, gated: bool, windows: np.ndarray,

@@ -73,3 +73,15 @@ def test_hold_longer_than_limit_is_truncated():
     assert all(c.add(w, 0.0) for _ in range(5))
     assert not c.add(w, 0.0)
     assert c.finish().truncated
+
+
+def test_digital_silence_does_not_set_the_floor():
+    """Zeros from an idle stream (−160 dB clamp) before the sound must not make every window 'loud'."""
+    from edge.audio.spectrogram import frames_db, windows_from_frames
+    from edge.audio import synth
+    sig = synth.render("gap:0.3, snap, gap:0.5, snap, gap:0.3", seed=4)[0]
+    x = np.concatenate([np.zeros(44100, np.float32), sig])
+    windows = windows_from_frames(frames_db(x))
+    result = gate_windows(CollectSettings(), "left", True, windows)
+    assert result.floor_db > -140
+    assert 4 <= len(result.sound) <= 20

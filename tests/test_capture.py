@@ -55,6 +55,7 @@ def test_capture_matches_the_file(pulse, tmp_path):
     f_file = frames_db(scene)
     f_cap = frames_db(captured[best[1]:best[1] + n])
     fc = float(np.corrcoef(f_file.reshape(-1), f_cap.reshape(-1))[0, 1])
+    print(f"capture: sample correlation {best[0]:.4f}, frame correlation {fc:.4f}")
     assert fc >= 0.95, f"frame correlation {fc:.3f}"
 
 
@@ -117,3 +118,43 @@ def test_collect_from_the_microphone_stores_gated_windows(pulse, capsys, tmp_pat
     # three snaps: a handful of loud windows each; the quiet between them went to noise
     assert 6 <= counts.get("left", 0) <= 45, counts
     assert counts.get("noise", 0) > counts["left"], counts
+
+
+def test_a_mic_that_refuses_44k1_is_opened_at_its_rate_and_resampled(pulse, tmp_path, monkeypatch):
+    """The fallback path for real: PortAudio opened at 48 kHz (as a USB mic that cannot do 44.1 kHz),
+    soxr streaming in the callback, and the frames still match the file."""
+    import pyaudio
+    from edge.audio import mic
+    from edge.errors import ResampleWarning
+    real_list = mic.list_devices
+    monkeypatch.setattr(mic, "list_devices", lambda: [{**d, "default_rate": 48000} for d in real_list()])
+    real_supported = pyaudio.PyAudio.is_format_supported
+
+    def refuse_44k1(self, rate, *a, **kw):
+        if int(rate) == 44100:
+            raise ValueError("Invalid sample rate")
+        return real_supported(self, rate, *a, **kw)
+
+    monkeypatch.setattr(pyaudio.PyAudio, "is_format_supported", refuse_44k1)
+    scene, _ = synth.render("gap:0.3, whistle:0.5, gap:0.3, snap, gap:0.4", seed=8)
+    wav = tmp_path / "scene.wav"
+    write_wav(wav, scene)
+    ring = Ring(int(12 * SAMPLE_RATE), max_write=8192)
+    source = mic.PyAudioSource(ring, AudioSettings(device="pulse"))
+    with pytest.warns(ResampleWarning, match="48000 Hz"):
+        source.start()
+    try:
+        assert source.device_rate == 48000 and source.wait_started(5.0)
+        mark = ring.end
+        subprocess.run(["paplay", "--device=test_sink", str(wav)], env=pulse, check=True, timeout=30)
+        time.sleep(0.5)
+    finally:
+        source.stop()
+    captured = ring.last(ring.end - mark)
+    n = scene.shape[0]
+    size = 1 << int(np.ceil(np.log2(captured.shape[0] + n)))
+    xc = np.fft.irfft(np.fft.rfft(captured, size) * np.conj(np.fft.rfft(scene, size)), size)
+    lag = int(np.argmax(xc[:captured.shape[0] - n + 1]))
+    fc = float(np.corrcoef(frames_db(scene).reshape(-1), frames_db(captured[lag:lag + n]).reshape(-1))[0, 1])
+    print(f"resampled capture: frame correlation {fc:.4f}")
+    assert fc >= 0.95

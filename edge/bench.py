@@ -81,7 +81,8 @@ def measure_frontend(n: int = 5000) -> dict[str, float]:
 
 def demo_config(state_dir: Path) -> Config:
     cfg = Config().replace("device", state_dir=str(state_dir)).replace("mqtt", enabled=False)
-    return cfg.replace("train", min_examples=5)
+    # as `edge-slider demo`: the codelab recipe's level handling (no gain jitter) for the synthetic room
+    return cfg.replace("train", min_examples=5, gain_jitter_db=0.0)
 
 
 def train_demo_model(state_dir: Path, seed: int = 1) -> Config:
@@ -342,18 +343,25 @@ def measure_false_moves(state_dir: Path, progress: Callable[[str], None] = print
 
     out: dict[str, Any] = {}
     cfg_a = train_demo_model(state_dir / "a")
-    cfg_b = demo_config(state_dir / "b")
     talk = testsounds.join(teach, 0.3)
-    with Service(cfg_b, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
-        from edge.demo import TRAIN_SCENES
-        for i, (label, script) in enumerate(TRAIN_SCENES.items()):
-            hold_button(svc, cfg_b.class_spec(label).button, synth.render(script, seed=100 + i)[0])
-        # The room's talk, taught as noise: once at full level and once 12 dB down (far from the mic).
-        hold_button(svc, cfg_b.class_spec("noise").button, talk[: int(29 * SAMPLE_RATE)])
-        hold_button(svc, cfg_b.class_spec("noise").button, talk[: int(29 * SAMPLE_RATE)] * np.float32(0.25))
-        press_button(svc, cfg_b.buttons.train)
-        wait_training(svc)
-    for name, cfg in (("synthetic_noise", cfg_a), ("taught_noise", cfg_b)):
+
+    def taught(where: str, jitter: float) -> Config:
+        cfg = demo_config(state_dir / where).replace("train", gain_jitter_db=jitter)
+        with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
+            from edge.demo import TRAIN_SCENES
+            for i, (label, script) in enumerate(TRAIN_SCENES.items()):
+                hold_button(svc, cfg.class_spec(label).button, synth.render(script, seed=100 + i)[0])
+            # The room's talk, taught as noise: once at full level and once 12 dB down (far from the mic).
+            hold_button(svc, cfg.class_spec("noise").button, talk[: int(29 * SAMPLE_RATE)])
+            hold_button(svc, cfg.class_spec("noise").button, talk[: int(29 * SAMPLE_RATE)] * np.float32(0.25))
+            press_button(svc, cfg.buttons.train)
+            wait_training(svc)
+        return cfg
+
+    device_jitter = Config().train.gain_jitter_db
+    cfg_b = taught("b", device_jitter)
+    cfg_b0 = taught("b0", 0.0)
+    for name, cfg in (("synthetic_noise", cfg_a), ("taught_noise", cfg_b), ("taught_noise_no_jitter", cfg_b0)):
         total_moves, total_min = 0, 0.0
         for kind, clips in tests.items():
             for gain in (0.0, -12.0):
@@ -368,4 +376,20 @@ def measure_false_moves(state_dir: Path, progress: Callable[[str], None] = print
         progress(f"  {name}: {out[f'false_moves_per_min_talk_{name}']} false moves/min over {total_min:.1f} min")
     scene, onsets = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
     out["taught_noise_scene_score"] = score_decisions(moves(cfg_b, scene), onsets)
+    # The threshold trade-off on the taught models: false moves on the test talk vs sounds found in
+    # five fresh scenes at two gains (the codelab's 0.75 is the default), with and without jitter.
+    talk_all = [testsounds.join(clips, 0.5, g) for clips in tests.values() for g in (0.0, -12.0)]
+    minutes = sum(a.shape[0] for a in talk_all) / SAMPLE_RATE / 60
+    scenes = [synth.render(TEST_SCENE, seed=900 + k, gain_db=g) for k in range(5) for g in (-4.0, -14.0)]
+    for tag, base in (("jitter", cfg_b), ("no_jitter", cfg_b0)):
+        for threshold in (0.75, 0.9, 0.97):
+            cfg_t = base.replace("listen", threshold=threshold)
+            fm = sum(len(moves(cfg_t, a)) for a in talk_all) / minutes
+            hits = sounds = 0
+            for audio, ons in scenes:
+                sc = score_decisions(moves(cfg_t, audio), ons)
+                hits, sounds = hits + sc["hits"], sounds + sc["sounds"]
+            out[f"taught_{tag}_threshold_{threshold}_false_moves_per_min"] = round(fm, 2)
+            out[f"taught_{tag}_threshold_{threshold}_scene_hit_rate"] = round(hits / sounds, 3)
+            progress(f"  {tag}, threshold {threshold}: {fm:.2f} false moves/min, {hits}/{sounds} sounds found")
     return out

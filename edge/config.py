@@ -157,6 +157,9 @@ class TrainSettings:
     learning_rate: float = _doc("Adam learning rate.", default=0.003, min=1e-6, max=1.0)
     validation_split: float = _doc("Fraction of each class held out for validation.", default=0.15, min=0.0, max=0.5)
     seed: int = _doc("Random seed (same data + seed = same model).", default=0, min=0)
+    gain_jitter_db: float = _doc("Shift each training window by a random level within ± this many dB every epoch, "
+                                 "so sounds are recognised nearer or farther from the mic than taught; 0 = off.",
+                                 default=12.0, min=0.0, max=40.0)
     min_examples: int = _doc("Fewest examples per class before training is allowed.", default=10, min=2)
     keep_models: int = _doc("How many model versions the registry keeps for rollback.", default=5, min=1, max=100)
 
@@ -173,6 +176,9 @@ class ListenSettings:
     smooth_n: int = _doc("n of k-of-n smoothing (1 = no smoothing).", default=3, min=1, max=50)
     refractory_s: float = _doc("After an action, ignore detections for this long, seconds.", default=0.3,
                                min=0.0, max=10.0)
+    rearm_drop_db: float = _doc("per_sound: a new sound needs the level to fall this many dB below the last "
+                                "sound's peak first (or 1 s without detections); 0 = re-arm on a detection gap "
+                                "alone.", default=10.0, min=0.0, max=60.0)
     min_level_db: float = _doc("Windows quieter than this (band power of the window, dB) never trigger an action.",
                                default=-100.0, min=-200.0, max=0.0)
 

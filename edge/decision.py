@@ -7,10 +7,13 @@ is louder than ``min_level_db``, and c has an action (the background class never
 * **k-of-n smoothing**: c wins when it was detected in at least k of the last n hops.
 * **refractory time**: after an action, nothing acts for ``refractory_s`` seconds (stream time).
 * **mode** ``continuous`` (the codelab): act on every hop while c keeps winning (still limited by
-  the refractory time); ``per_sound``: act once, then re-arm only after ``smooth_n`` hops in a
-  row without any detection — a long whistle is one step, two snaps are two. (Re-arming as soon
-  as no class *wins* was measured to fire twice on one whistle: its fading tail looks like a
-  snap's ringing body, and one weak hop between the two re-armed the policy.)
+  the refractory time); ``per_sound``: act once, then re-arm only when the sound is over:
+  ``smooth_n`` hops in a row without any detection **and** the level has fallen
+  ``rearm_drop_db`` below the sound's peak (or ``REARM_MAX_S`` passed without detections) — a
+  long whistle is one step, two snaps are two. Measured why both: re-arming as soon as no class
+  *won* fired twice on one whistle (its fading tail looks like a snap's ringing body); with the
+  detection gap alone, a model trained with gain jitter still stepped twice on 9 of 50 whistles
+  and snaps whose probability wobbled mid-sound while the level stayed up.
 
 Time is the stream time of the window's end, so replays decide exactly as live audio does.
 """
@@ -23,6 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config import ClassSpec, ListenSettings
+
+
+REARM_MAX_S = 1.0
+"""per_sound: re-arm after this long without detections even if the level never fell (steady loud
+background, e.g. music louder than the sound that acted)."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +57,16 @@ class DecisionPolicy:
         """Detections per class over the last n hops (kept incrementally: this runs every hop)."""
         self._last_action_t = -1e9
         self._armed = True
+        self._peak_db = -np.inf
+        self._quiet_since = None
 
     def reset(self) -> None:
         self._history.clear()
         self._counts = [0] * len(self.labels)
         self._armed = True
         self._last_action_t = -1e9
+        self._peak_db = -np.inf
+        self._quiet_since = None
 
     def update(self, probs: np.ndarray, level_db: float, t: float) -> Verdict:
         top = int(np.argmax(probs))
@@ -63,8 +75,16 @@ class DecisionPolicy:
         self._push(top if hit else -1)
         winner = self._winner()
         act = None
-        if not any(self._counts):
-            self._armed = True
+        if not self._armed:
+            self._peak_db = max(self._peak_db, level_db)
+            if any(self._counts):
+                self._quiet_since = None
+            else:
+                if self._quiet_since is None:
+                    self._quiet_since = t
+                dropped = level_db <= self._peak_db - self.settings.rearm_drop_db
+                if dropped or t - self._quiet_since >= REARM_MAX_S - 1e-9:
+                    self._armed = True
         if winner is None:
             pass
         elif t - self._last_action_t >= self.settings.refractory_s - 1e-9:
@@ -72,6 +92,8 @@ class DecisionPolicy:
                 act = self.labels[winner]
                 self._last_action_t = t
                 self._armed = False
+                self._peak_db = level_db
+                self._quiet_since = None
         return Verdict(self.labels[top], score, self.labels[top] if hit else None, act)
 
     def _push(self, detected: int) -> None:

@@ -55,6 +55,7 @@ def feed(service: Service, samples: np.ndarray) -> None:
 def hold_button(service: Service, pin: int, samples: np.ndarray) -> None:
     """Hold a mock button (pin low) while ``samples`` play, then release it."""
     gpio = service.pin_factory.pin(pin)
+    _settle(service)
     gpio.drive_low()
     t0 = time.monotonic()
     service.engine.poll()
@@ -65,8 +66,15 @@ def hold_button(service: Service, pin: int, samples: np.ndarray) -> None:
     service.engine.poll()
 
 
+def _settle(service: Service) -> None:
+    """Wait out the panel's debounce window, so the next edge is taken at once and not as a bounce
+    of the previous release (a release and a press within ``debounce_s`` are one bounce)."""
+    time.sleep(service.config.buttons.debounce_s * 1.2)
+
+
 def press_button(service: Service, pin: int) -> None:
     gpio = service.pin_factory.pin(pin)
+    _settle(service)
     gpio.drive_low()
     service.engine.poll()
     # NOTE: mock pins ignore bounce_time but the panel debounces in software: keep it down a moment.

@@ -116,7 +116,7 @@ def test_collect_from_wav_then_listen_writes_events(capsys, tmp_path, state):
     rc, _, _ = run(capsys, *base, "train")
     assert rc == 0
     test = tmp_path / "test.wav"
-    write_wav(test, synth.render("gap:0.5, snap, gap:1, whistle, gap:1, noise:1.5, gap:0.5", seed=99)[0])
+    write_wav(test, synth.render("gap:0.5, snap, gap:1, whistle, gap:1.5", seed=99)[0])
     events = tmp_path / "events.jsonl"
     rc, out, _ = run(capsys, *base, "listen", "--from-wav", str(test), "--events", str(events))
     lines = [json.loads(ln) for ln in events.read_text().splitlines()]

@@ -12,10 +12,16 @@ HOP_S = 1024 / 44100
 LEFT, RIGHT, NOISE = np.eye(3, dtype=np.float32) * 0.9 + 0.1 / 3
 
 
-def run(policy, seq, level=-50.0):
+def run(policy, seq, level=None):
+    """``level``: one dB value for every hop, or a list; default: loud (−30) when a sound class
+    is most probable, quiet (−60) otherwise — as real windows are."""
     acts = []
     for i, p in enumerate(seq):
-        v = policy.update(p, level, i * HOP_S)
+        if level is None:
+            lv = -60.0 if int(np.argmax(p)) == 2 else -30.0
+        else:
+            lv = level[i] if isinstance(level, list) else level
+        v = policy.update(p, lv, i * HOP_S)
         if v.act:
             acts.append((i, v.act))
     return acts
@@ -82,3 +88,20 @@ def test_per_sound_rearms_only_after_a_quiet_gap():
     acts = run(make(refractory_s=0.0), seq)
     assert [label for _, label in acts] == ["right", "left"]
     assert acts[1][0] >= 3 + 4 + 1 + 4 + 3
+
+
+def test_per_sound_needs_the_level_to_fall_before_a_second_step():
+    """A wobble inside one loud sound (3 weak hops, level unchanged) is not a new sound."""
+    weak = np.array([0.5, 0.2, 0.3], dtype=np.float32)
+    seq = [NOISE] * 3 + [LEFT] * 6 + [weak] * 3 + [LEFT] * 6 + [NOISE] * 3 + [LEFT] * 4
+    level = [-60.0] * 3 + [-30.0] * 15 + [-60.0] * 3 + [-30.0] * 4
+    acts = run(make(), seq, level)
+    assert [i for i, _ in acts] == [4, 22]
+    # with the level rule off, the wobble counts as a gap: three steps
+    assert len(run(make(rearm_drop_db=0.0), seq, level)) == 3
+
+
+def test_per_sound_rearms_after_a_second_even_without_a_level_drop():
+    seq = [LEFT] * 3 + [NOISE] * 50 + [LEFT] * 3
+    assert len(run(make(), seq, -30.0)) == 2          # > 1 s without a detection
+    assert len(run(make(), [LEFT] * 3 + [NOISE] * 20 + [LEFT] * 3, -30.0)) == 1

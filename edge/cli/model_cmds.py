@@ -39,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--learning-rate", type=float, help="override train.learning_rate")
     p.add_argument("--validation-split", type=float, help="override train.validation_split")
     p.add_argument("--seed", type=int, help="override train.seed")
+    p.add_argument("--gain-jitter-db", type=float, help="override train.gain_jitter_db (0 = off)")
     p.add_argument("--dataset", metavar="X.npz", help="train on this .npz instead of the store")
     p.set_defaults(func=cmd_train)
 
@@ -136,7 +137,7 @@ def cmd_train(args, config: Config) -> int:
     from edge.model.train import confusion_report
     recipe = recipe_from_config(config, args.preset, epochs=args.epochs, batch_size=args.batch_size,
                                 learning_rate=args.learning_rate, validation_split=args.validation_split,
-                                seed=args.seed)
+                                seed=args.seed, gain_jitter_db=args.gain_jitter_db)
     if recipe.epochs < 1 or recipe.batch_size < 1 or not 0 <= recipe.validation_split < 1 or recipe.learning_rate <= 0:
         raise UsageError("--epochs and --batch-size must be ≥ 1, --validation-split in [0, 1), --learning-rate > 0")
     if args.dataset:
@@ -146,7 +147,8 @@ def cmd_train(args, config: Config) -> int:
         with _store(config) as store:
             x, y, labels = store.load(config.labels)
     print(f"training on {len(y)} examples ({', '.join(f'{lb} {int((y == i).sum())}' for i, lb in enumerate(labels))}); "
-          f"{recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate}, seed {recipe.seed}")
+          f"{recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate}, seed {recipe.seed}, "
+          f"gain jitter ±{recipe.gain_jitter_db:g} dB")
 
     def progress(epoch, epochs, loss, acc, val_loss, val_acc):
         val = f", val_loss {val_loss:.4f}, val_acc {100 * val_acc:.1f}%" if val_loss is not None else ""

@@ -35,8 +35,10 @@ class TrainOutcome:
 def recipe_from_config(config: Config, preset: str | None = None, **overrides) -> Recipe:
     t = config.train
     base = Recipe(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
-                  validation_split=t.validation_split, seed=t.seed, min_examples=t.min_examples)
+                  validation_split=t.validation_split, seed=t.seed, min_examples=t.min_examples,
+                  gain_jitter_db=t.gain_jitter_db)
     if preset and preset != "default":
+        # the codelab's recipe exactly: no jitter either
         p = PRESETS[preset]
         base = Recipe(epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
                       validation_split=base.validation_split, seed=base.seed, min_examples=base.min_examples)
@@ -59,7 +61,8 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
         "created_by": f"edge-slider {__version__}",
         "counts": result.counts,
         "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
-                   "validation_split": recipe.validation_split, "seed": recipe.seed},
+                   "validation_split": recipe.validation_split, "seed": recipe.seed,
+                   "gain_jitter_db": recipe.gain_jitter_db},
         "metrics": {"loss": _r(last.loss) if last else None, "accuracy": _r(last.accuracy) if last else None,
                     "val_loss": _r(last.val_loss) if last else None,
                     "val_accuracy": _r(last.val_accuracy) if last else None,

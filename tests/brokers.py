@@ -237,7 +237,7 @@ def _openssl(*args: str, cwd: Path) -> None:
 def tls_files() -> Iterator[dict[str, Path]]:
     """A throwaway CA + server cert (SAN IP:127.0.0.1), and a second, unrelated CA."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        pytest.fail("openssl is not installed (apt-get install openssl)")
     d = make_dir("mosq-tls-")
     for ca in ("ca", "wrong-ca"):
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=edge-slider test {ca}",

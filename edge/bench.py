@@ -22,6 +22,7 @@ from edge.audio import synth
 from edge.audio.ring import Ring
 from edge.audio.spectrogram import FrameStream
 from edge.config import FFT_SIZE, SAMPLE_RATE, Config
+from edge.memory import rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -148,24 +149,15 @@ def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
     real-time pace so the 10 Hz limit means what it means live, and each hop's ``on_event`` calls
     are timed directly (a difference of two pipeline medians was measured and is too noisy: ±30 µs).
     """
-    import shutil
-    import socket
-    import subprocess
     from edge.demo import TEST_SCENE
+    from edge.localbroker import LocalBroker, mosquitto_binary
     from edge.service import RunOptions, Service
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+    if mosquitto_binary() is None:
         return {}
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="edge-bench-mqtt-") as tmp:
-        conf = Path(tmp) / "m.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n")
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        broker = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+        broker = LocalBroker(Path(tmp)).start()
         try:
-            time.sleep(0.3)
-            on = cfg.replace("mqtt", enabled=True, host="127.0.0.1", port=port, prediction_interval_s=0.1)
+            on = cfg.replace("mqtt", enabled=True, host="127.0.0.1", port=broker.port, prediction_interval_s=0.1)
             scene, _ = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
             with Service(on, RunOptions(simulate=True, mqtt=True, script="gap:0.1", loop=False)) as svc:
                 tel = svc.telemetry
@@ -187,8 +179,7 @@ def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
                 hop_total = paced_hops(svc, scene, n_seconds, lambda: spent.__setitem__(0, 0.0),
                                        lambda: per_hop.append(spent[0] * 1e6))
         finally:
-            broker.terminate()
-            broker.wait(5)
+            broker.stop()
     med, p99 = _stats(per_hop)
     return {"telemetry_us_per_hop_median_10hz": med, "telemetry_us_per_hop_p99_10hz": p99,
             "telemetry_us_per_hop_mean_10hz": float(np.mean(per_hop)),
@@ -257,7 +248,7 @@ def measure_realtime_overruns(cfg: Config, seconds: float, train: bool) -> dict[
             threading.Thread(target=kick, daemon=True).start()
         svc.run()
         return {"overruns": svc.ring.overruns, "first_decision_s": first_decision[0] if first_decision else None,
-                "train_s": trained.get("seconds"), "rss_mb": _rss_mb()}
+                "train_s": trained.get("seconds"), "rss_mb": rss_mb()}
 
 
 def measure_daemon_rss(cfg: Config, seconds: float) -> dict[str, Any]:
@@ -272,9 +263,7 @@ def measure_daemon_rss(cfg: Config, seconds: float) -> dict[str, Any]:
     try:
         while time.monotonic() - t0 < seconds and proc.poll() is None:
             time.sleep(1.0)
-            with open(f"/proc/{proc.pid}/status") as f:
-                kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-            samples.append(kb / 1024)
+            samples.append(rss_mb(proc.pid))
     finally:
         proc.terminate()
         proc.wait(10)
@@ -287,11 +276,6 @@ def measure_daemon_rss(cfg: Config, seconds: float) -> dict[str, Any]:
 
 def synth_scene_for_soak() -> str:
     return "snap, gap:0.8, whistle, gap:0.8, babble:1, gap:0.5"
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def run_bench(bench_dir: Path | None, quick: bool = False, progress: Callable[[str], None] = print) -> dict:
@@ -417,7 +401,7 @@ def measure_false_moves(state_dir: Path, progress: Callable[[str], None] = print
                 total_moves += n
                 total_min += minutes
         out[f"false_moves_per_min_talk_{name}"] = round(total_moves / total_min, 2)
-        out[f"false_moves_test_minutes"] = round(total_min, 2)
+        out["false_moves_test_minutes"] = round(total_min, 2)
         progress(f"  {name}: {out[f'false_moves_per_min_talk_{name}']} false moves/min over {total_min:.1f} min")
     scene, onsets = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
     out["taught_noise_scene_score"] = score_decisions(moves(cfg_b, scene), onsets)

@@ -36,7 +36,7 @@ from edge.audio.spectrogram import FrameStream, window_level_db
 from edge.collect import HoldCollector
 from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
 from edge.decision import DecisionPolicy
-from edge.memory import release_free_heap
+from edge.memory import release_free_heap, rss_mb
 from edge.errors import CommandError, EdgeError, StateError, StoreError
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
                          ExamplesDeleted, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
@@ -442,7 +442,7 @@ class Engine:
             "classify_us": round(self.classify_us, 1),
             "hop_us": round(self.hop_us, 1),
             "cpu_percent": round(self.cpu_percent, 1),
-            "rss_mb": round(_rss_mb(), 1),
+            "rss_mb": round(rss_mb(), 1),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "version": __version__,
         }
@@ -462,12 +462,3 @@ class Engine:
 
 def _finite(x: float) -> float | None:
     return round(float(x), 1) if np.isfinite(x) else None
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except OSError:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3

@@ -37,3 +37,16 @@ def release_free_heap() -> None:
         _libc().malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default), MB, from /proc (VmRSS)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # not Linux: the peak is the best there is
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

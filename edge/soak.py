@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,34 +24,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from edge.localbroker import LocalBroker
+from edge.memory import rss_mb
+
 log = logging.getLogger(__name__)
 
 WATCHDOG_USEC = 2_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Broker:
-    def __init__(self, workdir: Path):
-        self.port = _free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n")
-        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
 
 
 def run_soak(minutes: float, train_every_s: float = 120.0, outage_s: float = 60.0,
@@ -65,8 +42,7 @@ def run_soak(minutes: float, train_every_s: float = 120.0, outage_s: float = 60.
         work = Path(tmp)
         progress("soak: teaching the demo model ...")
         cfg = train_demo_model(work / "state")
-        broker = _Broker(work)
-        broker.start()
+        broker = LocalBroker(work).start()
         conf = work / "config.toml"
         conf.write_text(f'[device]\nid = "soak"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
                         '[slider]\ndetach_after_s = 1.0\n')
@@ -121,9 +97,8 @@ def run_soak(minutes: float, train_every_s: float = 120.0, outage_s: float = 60.
                 now = time.monotonic()
                 if daemon.poll() is not None:
                     raise RuntimeError(f"the daemon died: {daemon.stderr.read()[-500:]}")
-                with open(f"/proc/{daemon.pid}/status") as f:
-                    kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-                rss.append((now - t0, kb / 1024))
+                mb = rss_mb(daemon.pid)
+                rss.append((now - t0, mb))
                 if now >= next_train and broker.proc is not None:
                     sub.publish("edge-slider/soak/cmd/train", "{}", qos=1)
                     next_train = now + train_every_s
@@ -134,7 +109,7 @@ def run_soak(minutes: float, train_every_s: float = 120.0, outage_s: float = 60.
                     broker.start()
                     back_at = time.monotonic()
                     outage_done = True
-                progress(f"soak: {(now - t0) / 60:5.1f} min, RSS {kb / 1024:.1f} MB, pings {len(pings)}")
+                progress(f"soak: {(now - t0) / 60:5.1f} min, RSS {mb:.1f} MB, pings {len(pings)}")
         finally:
             daemon.terminate()
             try:

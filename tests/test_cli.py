@@ -11,17 +11,7 @@ from edge.audio import synth
 from edge.audio.wavfile import write_wav
 from edge.cli import main
 
-SEED_CLASSES = """
-[classes.low]
-action = "step"
-value = -0.1
-[classes.mid]
-action = "step"
-value = 0.1
-[classes.noise]
-action = "none"
-background = true
-"""
+from edge.model.measure import SEED_CLASSES_TOML as SEED_CLASSES
 
 
 def run(capsys, *argv):

@@ -1,6 +1,5 @@
 """The model registry: numbered versions, atomic install, rollback, pruning, refusing bad files."""
 
-import numpy as np
 import pytest
 
 from edge.errors import ModelError

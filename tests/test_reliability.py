@@ -23,8 +23,7 @@ from edge.service import RunOptions, Service
 from edge.store import ExampleStore
 from tests.brokers import anon_broker  # noqa: F401 - fixture
 
-SEED_CLASSES = ('[classes.low]\naction = "step"\nvalue = -0.1\n[classes.mid]\naction = "step"\nvalue = 0.1\n'
-                '[classes.noise]\naction = "none"\nbackground = true\n')
+from edge.model.measure import SEED_CLASSES_TOML as SEED_CLASSES
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from edge.audio.spectrogram import frames_db, windows_from_frames
 from edge.audio.wavfile import read_wav

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -132,9 +131,8 @@ def cmd_dataset_clear(args, config: Config) -> int:
 
 def cmd_train(args, config: Config) -> int:
     import time
-    import numpy as np
     from edge.model.pipeline import build_model, recipe_from_config
-    from edge.model.train import confusion_report
+    from edge.model.train import evaluate
     recipe = recipe_from_config(config, args.preset, epochs=args.epochs, batch_size=args.batch_size,
                                 learning_rate=args.learning_rate, validation_split=args.validation_split,
                                 seed=args.seed, gain_jitter_db=args.gain_jitter_db)
@@ -157,9 +155,7 @@ def cmd_train(args, config: Config) -> int:
     t0 = time.perf_counter()
     data, result, agreement = build_model(config, x, y, labels, recipe, progress)
     version = _registry(config).install(data, expect_hop=config.frontend.hop)
-    from edge.model import network as net
-    pred = net.forward(result.params, net.normalize(x)).argmax(1)
-    report = confusion_report(y, pred, len(labels))
+    report = evaluate(result.params, x, y, len(labels))
     print(f"trained in {result.seconds:.2f} s (total with export {time.perf_counter() - t0:.2f} s); "
           f"training-set accuracy {100 * report['accuracy']:.1f}%"
           + (f", validation {100 * result.val_accuracy:.1f}%" if result.val_accuracy is not None else "")
@@ -239,13 +235,8 @@ def cmd_model_import(args, config: Config) -> int:
         data = Path(args.inp).read_bytes()
     except OSError as exc:
         raise ModelError(f"{args.inp}: cannot read ({exc.strerror})") from None
-    labels = None
-    if args.labels:
-        try:
-            labels = [ln.strip() for ln in Path(args.labels).read_text().splitlines() if ln.strip()]
-        except OSError as exc:
-            raise UsageError(f"--labels {args.labels}: cannot read ({exc.strerror})") from None
-    from edge.model.classifier import read_metadata
+    from edge.model.classifier import read_labels, read_metadata
+    labels = read_labels(args.labels) if args.labels else None
     if read_metadata(data, args.inp) is not None:
         labels = None  # ours: labels come from its metadata
     version = _registry(config).install(data, labels=labels, expect_hop=config.frontend.hop)

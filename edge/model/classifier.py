@@ -63,6 +63,14 @@ def check_metadata(meta: dict, name: str, expect_hop: int | None) -> None:
                          f"set frontend.hop = {meta.get('hop')} or retrain")
 
 
+def read_labels(path: str | Path) -> list[str]:
+    """A labels file: one label per line, in the model's output order (blank lines ignored)."""
+    try:
+        return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read labels ({exc.strerror})") from None
+
+
 class Classifier:
     """One loaded model. ``predict(window_db)`` → probabilities [K] float32 (a view; copy to keep)."""
 
@@ -107,12 +115,7 @@ class Classifier:
             data = path.read_bytes()
         except OSError as exc:
             raise ModelError(f"{path}: cannot read ({exc.strerror})") from None
-        labels = None
-        if labels_file is not None:
-            try:
-                labels = [ln.strip() for ln in Path(labels_file).read_text().splitlines() if ln.strip()]
-            except OSError as exc:
-                raise ModelError(f"{labels_file}: cannot read labels ({exc.strerror})") from None
+        labels = read_labels(labels_file) if labels_file is not None else None
         return cls(data, name=str(path), labels=labels, **kw)
 
     def predict(self, window_db: np.ndarray) -> np.ndarray:

@@ -39,12 +39,16 @@ def classify_us(data: bytes, windows: np.ndarray, n: int = 3000) -> float:
     return float(np.median(times[100:]) * 1e6), clf.runtime
 
 
+SEED_CLASSES_TOML = ('[classes.low]\naction = "step"\nvalue = -0.1\n[classes.mid]\naction = "step"\n'
+                     'value = 0.1\n[classes.noise]\naction = "none"\nbackground = true\n')
+"""A config whose classes are the seed data's labels (low, mid, noise), for `edge-slider train` on it."""
+
+
 def peak_rss_of_train_cli(bench_dir: Path) -> float:
     """Peak RSS (MB) of a real `edge-slider train` process on the 450 seed windows."""
     with tempfile.TemporaryDirectory(prefix="edge-bench-train-") as tmp:
         cfg = Path(tmp) / "c.toml"
-        cfg.write_text('[classes.low]\naction = "step"\nvalue = -0.1\n[classes.mid]\naction = "step"\n'
-                       'value = 0.1\n[classes.noise]\naction = "none"\nbackground = true\n')
+        cfg.write_text(SEED_CLASSES_TOML)
         base = [sys.executable, "-m", "edge", "--config", str(cfg), "--state-dir", tmp]
         subprocess.run(base + ["dataset", "import", str(bench_dir / "seed-train.npz")], check=True,
                        capture_output=True)

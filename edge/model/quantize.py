@@ -83,11 +83,19 @@ def _build(p: net.Params, input_q: QParams, conv_q: QParams, logits_q: QParams) 
 def simulate(qm: QuantModel, xn: np.ndarray) -> np.ndarray:
     """Fake-quant numpy forward of ``qm`` on normalized windows: what the int8 runtime computes,
     up to its fixed-point rounding (used to choose calibration ranges, and as a test oracle)."""
+    return _simulate_after_conv(qm, _conv_preactivation(qm, xn))
+
+
+def _conv_preactivation(qm: QuantModel, xn: np.ndarray) -> np.ndarray:
+    """The int8 conv before its output is requantized: depends only on the input range and weights."""
     x = qm.input_q.dequantize(qm.input_q.quantize(xn))
     w = (qm.conv_w.reshape(net.KH * net.KW, net.DEPTH) * qm.conv_w_scales).astype(np.float32)
-    z = net.patches(x) @ w + qm.conv_b * (qm.input_q.scale * qm.conv_w_scales)
+    return net.patches(x) @ w + qm.conv_b * (qm.input_q.scale * qm.conv_w_scales)
+
+
+def _simulate_after_conv(qm: QuantModel, z: np.ndarray) -> np.ndarray:
     a = qm.conv_q.dequantize(qm.conv_q.quantize(np.maximum(z, 0)))
-    pooled = np.maximum(a[:, 0::2], a[:, 1::2]).reshape(xn.shape[0], net.FLAT)
+    pooled = np.maximum(a[:, 0::2], a[:, 1::2]).reshape(z.shape[0], net.FLAT)
     dw = (qm.dense_w.T * qm.dense_w_scales).astype(np.float32)
     logits = pooled @ dw + qm.dense_b * (qm.conv_q.scale * qm.dense_w_scales)
     logits = qm.logits_q.dequantize(qm.logits_q.quantize(logits))
@@ -111,13 +119,16 @@ def quantize(p: net.Params, calib_db: np.ndarray) -> QuantModel:
     input_q = range_q(xn.min(), xn.max())
     act, logits = net.logits_and_activations(p, xn)
     reference = net.forward(p, xn)
+    logit_qs = [range_q(np.percentile(logits, lp), np.percentile(logits, 100 - lp)) for lp in LOGIT_PERCENTILES]
+    z = None  # the conv pre-activation is the same for every grid point: computed once
     best, best_err = None, np.inf
     for ap in ACT_PERCENTILES:
         conv_q = QParams(max(float(np.percentile(act, ap)), 1e-6) / 255.0, -128)   # ReLU output: [0, max]
-        for lp in LOGIT_PERCENTILES:
-            logits_q = range_q(np.percentile(logits, lp), np.percentile(logits, 100 - lp))
+        for logits_q in logit_qs:
             qm = _build(p, input_q, conv_q, logits_q)
-            err = float(np.abs(simulate(qm, xn) - reference).max())
+            if z is None:
+                z = _conv_preactivation(qm, xn)
+            err = float(np.abs(_simulate_after_conv(qm, z) - reference).max())
             if err < best_err:
                 best, best_err = qm, err
     assert best is not None

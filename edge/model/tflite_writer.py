@@ -49,23 +49,20 @@ class _Writer:
         self.tensors: list = []
 
     # -- helpers ---------------------------------------------------------------------------
-    def vec_i32(self, start_fn, values) -> int:
+    def _vec(self, start_fn, values, prepend) -> int:
         start_fn(self.b, len(values))
         for v in reversed(values):
-            self.b.PrependInt32(int(v))
+            prepend(v)
         return self.b.EndVector()
+
+    def vec_i32(self, start_fn, values) -> int:
+        return self._vec(start_fn, [int(v) for v in values], self.b.PrependInt32)
 
     def vec_i64(self, start_fn, values) -> int:
-        start_fn(self.b, len(values))
-        for v in reversed(values):
-            self.b.PrependInt64(int(v))
-        return self.b.EndVector()
+        return self._vec(start_fn, [int(v) for v in values], self.b.PrependInt64)
 
     def vec_f32(self, start_fn, values) -> int:
-        start_fn(self.b, len(values))
-        for v in reversed(values):
-            self.b.PrependFloat32(float(v))
-        return self.b.EndVector()
+        return self._vec(start_fn, [float(v) for v in values], self.b.PrependFloat32)
 
     def aligned_bytes(self, data: bytes) -> int:
         b = self.b
@@ -198,10 +195,7 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
     tensors = [w._build_tensor(*t) for t in w.tensors]
 
     def table_vector(start_fn, offsets) -> int:
-        start_fn(b, len(offsets))
-        for off in reversed(offsets):
-            b.PrependUOffsetTRelative(off)
-        return b.EndVector()
+        return w._vec(start_fn, offsets, b.PrependUOffsetTRelative)
 
     t_vec = table_vector(tflite.SubGraphStartTensorsVector, tensors)
     o_vec = table_vector(tflite.SubGraphStartOperatorsVector, ops)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -26,6 +27,29 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def remove_stale_temps(directory: Path, older_than_s: float = 60.0) -> int:
+    """Delete the temp files a killed ``atomic_write_bytes`` left behind; returns how many.
+
+    Only files older than ``older_than_s`` go, so a writer still busy in another process keeps its own.
+    """
+    removed = 0
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return 0
+    for p in entries:
+        if not (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        try:
+            if p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def fsync_dir(directory: Path) -> None:

@@ -58,3 +58,19 @@ def test_damaged_file_on_disk_is_reported_not_crashed(tmp_path, model_bytes):
     (tmp_path / "models" / "current").write_text("banana")
     with pytest.raises(ModelError, match="not a version number"):
         reg.current_version()
+
+
+def test_install_sweeps_temp_files_a_killed_writer_left(tmp_path, model_bytes):
+    """kill -9 between mkstemp and rename leaves `.v0002.tflite.XXXX.tmp`; months of that fill the card."""
+    import os
+    import time
+    reg = ModelRegistry(tmp_path / "models")
+    reg.install(model_bytes[0])
+    stale = tmp_path / "models" / ".v0002.tflite.abcd.tmp"
+    fresh = tmp_path / "models" / ".v0002.tflite.efgh.tmp"      # another writer, still busy
+    stale.write_bytes(model_bytes[1][:100])
+    fresh.write_bytes(model_bytes[1][:100])
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert reg.install(model_bytes[1]) == 2
+    assert not stale.exists() and fresh.exists()

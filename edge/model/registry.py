@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from edge.errors import ModelError
-from edge.fileio import atomic_write_bytes
+from edge.fileio import atomic_write_bytes, remove_stale_temps
 from edge.model.classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class ModelRegistry:
         Classifier(data, name="new model", labels=labels, expect_hop=expect_hop)   # refuses what cannot run
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            # a kill -9 mid-write leaves its temp file; on a device that runs for months they add up
+            remove_stale_temps(self.root)
             version = max(self.versions(), default=0) + 1
             if labels is not None:
                 atomic_write_bytes(self._path(version).with_suffix(".labels"), ("\n".join(labels) + "\n").encode())

@@ -7,6 +7,7 @@ and size. Figures here are measured, never typed in; the table prints the anchor
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import resource
@@ -46,6 +47,10 @@ ANCHORS = {
     "false_moves_per_min_talk_synthetic_noise": "codelab way: noise class without real talk",
     "false_moves_per_min_talk_taught_noise": "noise class taught with other voices' talk",
     "decision_latency_hops_max": "≤ 1 hop after the first window holding the onset",
+    "detection_latency_hops_left_max": "the model alone (first detection), before 2-of-3 smoothing",
+    "detection_latency_hops_right_max": "the model alone (first detection), before 2-of-3 smoothing",
+    "decision_unsmoothed_latency_hops_left_max": "listen.smooth_k = smooth_n = 1",
+    "decision_unsmoothed_latency_hops_right_max": "listen.smooth_k = smooth_n = 1",
     "telemetry_us_per_hop_median_10hz": "≤ 20 µs target (predictions at 10 Hz, real-time pace)",
     "rss_mb_daemon_subprocess": "≤ 60 MB target (`run --simulate`, no MQTT)",
     "startup_to_first_decision_s": "≤ 2 s target",
@@ -108,6 +113,7 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
     With ``mqtt`` the device is connected to a broker (cfg.mqtt) and publishes predictions too.
     """
     from edge.demo import TEST_SCENE, Trace, score_decisions
+    from edge.events import PredictionMade
     from edge.service import RunOptions, Service
     scene, onsets = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
     reps = max(1, int(n_seconds * SAMPLE_RATE / scene.shape[0]))
@@ -121,6 +127,12 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
         engine._listen(True)
         trace = Trace()
         svc.bus.subscribe(trace)
+        predictions: list = []
+
+        def keep_prediction(e) -> None:
+            if isinstance(e, PredictionMade):
+                predictions.append(e)
+        svc.bus.subscribe(keep_prediction)
         times = []
         for r in range(reps):
             for i in range(0, scene.shape[0] - 1024 + 1, 1024):
@@ -129,12 +141,15 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
                 times.append((time.perf_counter() - t0) * 1e6)
             if r == 0:
                 first_pass = list(trace.decisions)
+                first_predictions = predictions
+                svc.bus.unsubscribe(keep_prediction)   # not part of the timed per-hop path
         med, p99 = _stats(times[50:])
         classify_hot = engine.classify_us   # the last hot-loop hop (the paced pass below runs cold)
         paced_med, paced_p99 = _stats(paced_hops(svc, scene, min(n_seconds, 10.0)))
         score = score_decisions(first_pass, onsets)
         latency = decision_latency_hops(first_pass, onsets, cfg.frontend.hop)
-    return {"pipeline_us_median": med, "pipeline_us_p99": p99, "pipeline_pct_of_hop": 100 * med / HOP_US,
+    return {**latency_breakdown(cfg, first_pass, first_predictions, onsets),
+            "pipeline_us_median": med, "pipeline_us_p99": p99, "pipeline_pct_of_hop": 100 * med / HOP_US,
             "pipeline_us_median_realtime_paced": paced_med, "pipeline_us_p99_realtime_paced": paced_p99,
             "classify_us_in_pipeline": classify_hot,
             "decision_latency_hops_max": max(latency) if latency else None,
@@ -209,7 +224,11 @@ def paced_hops(svc, scene: np.ndarray, seconds: float, before=lambda: None, afte
 
 
 def decision_latency_hops(decisions, onsets, hop: int) -> list[float]:
-    """For each sound, hops from the first window that contains its onset to its first decision."""
+    """For each sound, hops from the first window that contains its onset to its first decision.
+
+    ``decisions``: anything with ``t`` (stream seconds at the window's end) — decisions, or the
+    predictions that were detections (then it is the model's own latency, before smoothing).
+    """
     out = []
     for o in onsets:
         if o.kind not in synth.DEMO_LABELS:
@@ -220,6 +239,28 @@ def decision_latency_hops(decisions, onsets, hop: int) -> list[float]:
         d = next((d for d in decisions if d.t >= t_first - 1e-9 and d.t <= o.start + o.duration + 0.6), None)
         if d is not None:
             out.append(round((d.t - t_first) * SAMPLE_RATE / hop, 2))
+    return out
+
+
+def latency_breakdown(cfg: Config, decisions, predictions, onsets) -> dict[str, Any]:
+    """Latency per class, and where it goes: the model's first detection, the policy without smoothing.
+
+    Replays the pass's per-hop probabilities (no second classification) through the real policy.
+    """
+    from edge.decision import DecisionPolicy
+    listen = cfg.listen
+    detections = [p for p in predictions
+                  if p.label in synth.DEMO_LABELS.values() and p.score >= listen.threshold
+                  and p.level_db >= listen.min_level_db]
+    unsmoothed = DecisionPolicy(dataclasses.replace(listen, smooth_k=1, smooth_n=1), cfg.classes)
+    acted = [p for p in predictions
+             if unsmoothed.update(np.array([p.probs[c.name] for c in cfg.classes]), p.level_db, p.t).act]
+    out: dict[str, Any] = {}
+    for name, events in (("decision", decisions), ("detection", detections), ("decision_unsmoothed", acted)):
+        for kind, label in synth.DEMO_LABELS.items():
+            lat = decision_latency_hops(events, [o for o in onsets if o.kind == kind], cfg.frontend.hop)
+            out[f"{name}_latency_hops_{label}"] = lat
+            out[f"{name}_latency_hops_{label}_max"] = max(lat) if lat else None
     return out
 
 

@@ -24,3 +24,30 @@ def test_decision_latency_counts_hops_from_the_first_window_holding_the_onset():
     assert decision_latency_hops(decisions, onsets, 1024) == [2.0]
     assert decision_latency_hops([], onsets, 1024) == []
     assert np.isfinite(t_first)
+
+
+def test_latency_breakdown_separates_the_model_from_the_smoothing():
+    """A sound detected from the 2nd hop on: the model is 1 hop late, 2-of-3 smoothing adds one more,
+    and the unsmoothed policy acts on the first detection."""
+    from edge.bench import latency_breakdown
+    from edge.config import Config
+    from edge.decision import DecisionPolicy
+    from edge.events import PredictionMade
+    cfg = Config()
+    onsets = [synth.Onset("snap", 1.0, 0.25)]
+    k = -(-(44100 - 2047) // 1024)
+    labels = [c.name for c in cfg.classes]
+    policy = DecisionPolicy(cfg.listen, cfg.classes)
+    preds, decisions = [], []
+    for i in range(12):
+        t = ((k + i) * 1024 + 2048) / 44100
+        label = "left" if 1 <= i <= 6 else "noise"
+        probs = {c: (0.95 if c == label else 0.05 / (len(labels) - 1)) for c in labels}
+        preds.append(PredictionMade(t, label, 0.95, probs, -50.0))
+        if policy.update(np.array([probs[c] for c in labels]), -50.0, t).act:
+            decisions.append(DecisionMade(t, label, 0.95, 4.9))
+    out = latency_breakdown(cfg, decisions, preds, onsets)
+    assert out["detection_latency_hops_left"] == [1.0]
+    assert out["decision_latency_hops_left"] == [2.0]
+    assert out["decision_unsmoothed_latency_hops_left"] == [1.0]
+    assert out["decision_latency_hops_right"] == [] and out["detection_latency_hops_right_max"] is None

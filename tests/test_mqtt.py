@@ -633,3 +633,11 @@ def test_fuzz_over_the_broker_every_command_answered(anon_broker):
         close(c)
         w.close()
     assert sent["n"] >= 200
+
+
+def test_payload_floats_are_rounded_and_strict_json():
+    from edge.events import DecisionMade
+    from edge.telemetry import messages
+    out = json.loads(messages.event_payload(DecisionMade(1.0448979591836736, "left", 0.9921875, 5.0), ts=1.5))
+    assert out == {"kind": "decision", "t": 1.0449, "label": "left", "score": 0.9922, "position": 5.0, "ts": 1.5}
+    assert messages.dumps({"x": float("nan"), "y": [float("inf")]}) == b'{"x":null,"y":[null]}'

@@ -85,9 +85,12 @@ class Topics:
 
 # ---------------------------------------------------------------------- JSON helpers
 def _clean(value: Any) -> Any:
-    """Make a value strict-JSON safe: NaN/inf → null, tuples → lists, unknown objects → str."""
+    """Make a value strict-JSON safe: NaN/inf → null, tuples → lists, unknown objects → str.
+
+    Floats are rounded to 4 decimals: stream times and scores carried 16 digits of noise
+    (``"t": 1.0448979591836736``) into every event."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return round(value, 4) if math.isfinite(value) else None
     if isinstance(value, (str, int, bool)) or value is None:
         return value
     if isinstance(value, dict):

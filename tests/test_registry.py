@@ -74,3 +74,42 @@ def test_install_sweeps_temp_files_a_killed_writer_left(tmp_path, model_bytes):
     os.utime(stale, (old, old))
     assert reg.install(model_bytes[1]) == 2
     assert not stale.exists() and fresh.exists()
+
+
+def test_rollback_follows_what_served_not_the_numbers(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models", keep=10)
+    for i in range(3):
+        reg.install(model_bytes[i % 2])
+    # a rejected model is not a rollback target: v3 rolled back, v4 trained, rollback → v2
+    assert reg.rollback() == 2
+    assert reg.install(model_bytes[0]) == 4
+    assert reg.rollback() == 2 and reg.rollback() == 1
+    with pytest.raises(ModelError, match="no older model"):
+        reg.rollback()
+
+
+def test_a_version_orphaned_by_a_kill_is_never_rolled_back_to(tmp_path, model_bytes):
+    """kill -9 after v3's rename, before the pointer moved: v3 is whole but never served."""
+    reg = ModelRegistry(tmp_path / "models", keep=10)
+    reg.install(model_bytes[0])
+    reg.install(model_bytes[1])
+    (tmp_path / "models" / "v0003.tflite").write_bytes(model_bytes[0])
+    assert reg.install(model_bytes[1]) == 4
+    assert reg.rollback() == 2
+
+
+def test_rollback_survives_a_kill_between_pointer_and_history(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models", keep=10)
+    for i in range(3):
+        reg.install(model_bytes[i % 2])
+    (tmp_path / "models" / "current").write_text("2\n")   # a rollback's pointer write, history not yet
+    assert reg.rollback() == 1
+
+
+def test_registry_from_before_the_history_file_rolls_back_by_number(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models", keep=10)
+    for i in range(3):
+        reg.install(model_bytes[i % 2])
+    (tmp_path / "models" / "history").unlink()
+    assert reg.install(model_bytes[0]) == 4
+    assert reg.rollback() == 3 and reg.rollback() == 2

@@ -3,10 +3,17 @@
     models/
       v0001.tflite  v0002.tflite  v0003.tflite   (+ vNNNN.labels for a foreign model)
       current                                    (text: the version in service, e.g. "3")
+      history                                    (versions in the order they went into service)
 
 Install = validate (the runtime loads it and it fits the front end) → temp file + fsync + rename
 → move the pointer the same way. A corrupt or truncated file is refused before the pointer moves,
 so the model in service never changes to something that cannot run.
+
+Rollback follows ``history``, not the numbers: a kill -9 between a file's rename and the pointer's
+move leaves a whole version that never served (v5 served, v6 orphaned, v7 installed), and after
+a rollback from v5 to v4 a new v6 should roll back to v4, not to the v5 the user rejected.
+``current`` is written before ``history``, and rollback trusts ``current``, so a kill between the
+two writes still rolls back to the right model.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from edge.model.classifier import Classifier
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^v(\d{4,})\.tflite$")
+HISTORY_MAX = 200
 
 
 class ModelRegistry:
@@ -70,6 +78,7 @@ class ModelRegistry:
             # a kill -9 mid-write leaves its temp file; on a device that runs for months they add up
             remove_stale_temps(self.root)
             version = max(self.versions(), default=0) + 1
+            history = self._history()
             if labels is not None:
                 atomic_write_bytes(self._path(version).with_suffix(".labels"), ("\n".join(labels) + "\n").encode())
             atomic_write_bytes(self._path(version), data)
@@ -77,6 +86,7 @@ class ModelRegistry:
         except OSError as exc:
             raise ModelError(f"cannot install model in {self.root}: {exc.strerror}; the previous model stays") \
                 from None
+        self._write_history(history + [version])
         self._prune(version)
         log.info("model v%d installed (%d bytes)", version, len(data))
         return version
@@ -84,15 +94,41 @@ class ModelRegistry:
     def _point(self, version: int) -> None:
         atomic_write_bytes(self.root / "current", f"{version}\n".encode())
 
+    def _history(self) -> list[int]:
+        """Versions in the order they went into service (before the history file: by number)."""
+        try:
+            return [int(x) for x in (self.root / "history").read_text().split() if x.isdigit()]
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("model history unreadable (%s): rollback goes by version number", exc.strerror)
+        try:
+            current = self.current_version()
+        except ModelError:
+            current = None
+        return [v for v in self.versions() if current is None or v <= current]
+
+    def _write_history(self, versions: list[int]) -> None:
+        """Best effort: the pointer has already moved, and rollback copes with a stale history."""
+        try:
+            atomic_write_bytes(self.root / "history", "".join(f"{v}\n" for v in versions[-HISTORY_MAX:]).encode())
+        except OSError as exc:
+            log.warning("model history not updated (%s)", exc.strerror)
+
     def rollback(self) -> int:
-        """Point ``current`` at the newest version older than it; returns that version."""
+        """Point ``current`` at the model that served before it; returns that version."""
         current = self.current_version()
-        older = [v for v in self.versions() if current is None or v < current]
-        if not older:
+        kept = set(self.versions())
+        history = self._history()
+        if current in history:   # forget it and whatever a half-done rollback left after it
+            history = history[:len(history) - 1 - history[::-1].index(current)]
+        served = [v for v in history if v in kept and v != current]
+        if not served:
             raise ModelError("no older model to roll back to" + (f" (v{current} is the oldest kept)" if current else ""))
-        version = older[-1]
+        version = served[-1]
         self.load(version)  # refuse to point at a damaged file
         self._point(version)
+        self._write_history(history[:len(history) - history[::-1].index(version)])
         log.info("rolled back to model v%d", version)
         return version
 

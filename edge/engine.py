@@ -165,9 +165,9 @@ class Engine:
             if not self._collector.add(window, level):
                 log.warning("hold of %r longer than collect.max_hold_s = %s s: stopping collection",
                             self._collector.label, self.config.collect.max_hold_s)
-                self._finish_collection()
+                self._finish_collection_here()
             elif self._collect_deadline is not None and t >= self._collect_deadline:
-                self._finish_collection()
+                self._finish_collection_here()
         else:
             self._ambient.append(level)
         if self.mode == LISTENING and self.classifier is not None:
@@ -238,6 +238,14 @@ class Engine:
             raise StateError(f"collecting {self._collector.label!r}, not {label!r}")
         return self._finish_collection()
 
+    def _finish_collection_here(self) -> None:
+        """A hold that ends on the audio path (time limit, `collect` for N seconds): nobody waits for
+        the answer, and a full disk must not stop the loop — the failure is already an event and a log."""
+        try:
+            self._finish_collection()
+        except StoreError:
+            pass
+
     def _finish_collection(self) -> dict[str, Any]:
         assert self._collector is not None
         collector, self._collector = self._collector, None
@@ -245,14 +253,11 @@ class Engine:
         result = collector.finish()
         session, source = self._collect_session, self._collect_source
         background = self.config.background_label
-        stored = moved = skipped = 0
+        keep_quiet = bool(len(result.quiet) and self.config.collect.quiet_to_background and background)
+        skipped = 0 if keep_quiet else len(result.quiet)
         try:
-            stored = self.store.add_many(result.label, result.sound, source, session) if len(result.sound) else 0
-            if len(result.quiet):
-                if self.config.collect.quiet_to_background and background:
-                    moved = self.store.add_many(background, result.quiet, source, session)
-                else:
-                    skipped = len(result.quiet)
+            stored, moved = self.store.add_groups(
+                [(result.label, result.sound), (background, result.quiet if keep_quiet else [])], source, session)
             counts = self.store.counts()
         except StoreError as exc:
             self.bus.publish(ErrorOccurred("store", str(exc)))
@@ -438,7 +443,9 @@ class Engine:
             "threshold": self.policy.threshold,
             "decision_mode": self.config.listen.mode,
             "last_label": self.last_label,
-            "audio": {"sample_rate": SAMPLE_RATE, "level_dbfs": _finite(self.level_dbfs), **self.audio_health()},
+            # stream_s only grows while audio really flows: a monitor can tell a stalled mic from a quiet room
+            "audio": {"sample_rate": SAMPLE_RATE, "level_dbfs": _finite(self.level_dbfs),
+                      "stream_s": round(self.samples_in / SAMPLE_RATE, 1), **self.audio_health()},
             "classify_us": round(self.classify_us, 1),
             "hop_us": round(self.hop_us, 1),
             "cpu_percent": round(self.cpu_percent, 1),

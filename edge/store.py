@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class ExampleStore:
             raise StoreError(f"example store {self.path}: {exc.strerror}") from None
 
     # ------------------------------------------------------------------ writes
-    def _write(self, what: str, fn: Callable[[sqlite3.Connection], int]) -> int:
+    def _write(self, what: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -83,11 +83,21 @@ class ExampleStore:
 
     def add_many(self, label: str, windows: np.ndarray | Iterable[np.ndarray], source: str, session: str) -> int:
         """Store windows under one label in one transaction; returns how many."""
-        rows = [_blob(w) for w in windows]
+        return self.add_groups([(label, windows)], source, session)[0]
+
+    def add_groups(self, groups: list[tuple[str, np.ndarray | Iterable[np.ndarray]]], source: str,
+                   session: str) -> list[int]:
+        """Store several (label, windows) groups in ONE transaction — a hold's sound and its quiet
+        background go in together or not at all; returns how many per group."""
+        rows = [(label, [_blob(w) for w in windows]) for label, windows in groups]
         now = time.time()
-        return self._write(f"{len(rows)} {label!r} examples", lambda db: db.executemany(
-            "INSERT INTO examples(label, window, created, source, session) VALUES (?,?,?,?,?)",
-            [(label, b, now, source, session) for b in rows]).rowcount)
+        what = " + ".join(f"{len(blobs)} {label!r}" for label, blobs in rows if blobs) + " examples"
+        insert = "INSERT INTO examples(label, window, created, source, session) VALUES (?,?,?,?,?)"
+
+        def write(db) -> list[int]:
+            return [db.executemany(insert, [(label, b, now, source, session) for b in blobs]).rowcount
+                    if blobs else 0 for label, blobs in rows]
+        return self._write(what, write)
 
     def delete(self, label: str | None = None, session: str | None = None) -> int:
         """Delete by label and/or session; with neither, delete everything. Returns rows deleted."""

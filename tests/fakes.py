@@ -11,11 +11,14 @@ class FakeStore:
         self.fail: Exception | None = None
 
     def add_many(self, label, windows, source, session):
+        return self.add_groups([(label, windows)], source, session)[0]
+
+    def add_groups(self, groups, source, session):
         if self.fail:
             raise self.fail
-        for w in windows:
-            self.rows.append((label, w.copy(), source, session))
-        return len(windows)
+        for label, windows in groups:
+            self.rows.extend((label, w.copy(), source, session) for w in windows)
+        return [len(windows) for _, windows in groups]
 
     def counts(self):
         out: dict[str, int] = {}

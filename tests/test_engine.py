@@ -128,3 +128,18 @@ def test_collect_for_seconds_stops_by_itself():
     feed(engine, synth.render("gap:1")[0])
     assert engine.mode == "idle"
     assert 15 <= engine.store.counts()["noise"] <= 25
+
+
+def test_a_timed_collection_that_cannot_be_stored_does_not_stop_the_audio_loop():
+    """`collect {"seconds": N}` ends on the audio path; a full disk there was raised out of
+    process() and ended the daemon (seen in the disk-full test of the real daemon)."""
+    engine, events = make_engine(classifier=FakeClassifier(), listen={"autostart": True})
+    engine._listen(True)
+    engine.store.fail = StoreError("disk full")
+    engine.collect_for("left", 0.3)
+    feed(engine, synth.render("snap, gap:0.8")[0])      # would raise here
+    assert engine.mode == "listening"
+    assert any(type(e).__name__ == "ErrorOccurred" and e.where == "store" for e in events)
+    hops = engine.hops
+    feed(engine, synth.render("gap:0.5")[0])
+    assert engine.hops > hops

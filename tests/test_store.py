@@ -143,3 +143,14 @@ def test_tfjs_speech_commands_dataset_round_trip(tmp_path, data_dir):
     (tmp_path / "c.bin").write_bytes((tmp_path / "b.bin").read_bytes()[:-100])
     with pytest.raises(StoreError, match="truncated"):
         read_tfjs_dataset(tmp_path / "c.bin", None)
+
+
+def test_a_hold_and_its_background_are_one_transaction(tmp_path):
+    """The sound and the quiet of a hold go in together or not at all (a full disk mid-way must not
+    leave the `left` windows without their background)."""
+    with ExampleStore(tmp_path / "e.sqlite") as s:
+        assert s.add_groups([("left", windows(4)), ("noise", windows(6)), ("right", [])], "button", "s1") == [4, 6, 0]
+        # the 2nd group fails inside the transaction (label NOT NULL), after the 1st was inserted
+        with pytest.raises(StoreError, match="nothing was written"):
+            s.add_groups([("left", windows(3)), (None, windows(2))], "button", "s2")
+        assert s.counts() == {"left": 4, "noise": 6}

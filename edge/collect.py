@@ -34,6 +34,12 @@ class HoldResult:
     truncated: bool
     """The hold ran past collect.max_hold_s and later windows were not kept."""
 
+    def to_store(self, settings: CollectSettings, background: str | None) -> list[tuple[str | None, np.ndarray]]:
+        """What the store gets, in one transaction: the sound, and the quiet as background when
+        ``collect.quiet_to_background`` (and a background class) says so — else none of it."""
+        keep_quiet = settings.quiet_to_background and background is not None
+        return [(self.label, self.sound), (background, self.quiet if keep_quiet else self.quiet[:0])]
+
 
 class HoldCollector:
     """Accumulates the windows of one hold; :meth:`finish` applies the gate."""

@@ -239,8 +239,9 @@ class Engine:
         return self._finish_collection()
 
     def _finish_collection_here(self) -> None:
-        """A hold that ends on the audio path (time limit, `collect` for N seconds): nobody waits for
-        the answer, and a full disk must not stop the loop — the failure is already an event and a log."""
+        """A hold that ends without a caller (time limit, `collect` for N seconds, shutdown): nobody
+        waits for the answer, and a full disk must not stop the loop — the failure is already an
+        event and a log."""
         try:
             self._finish_collection()
         except StoreError:
@@ -253,17 +254,15 @@ class Engine:
         result = collector.finish()
         session, source = self._collect_session, self._collect_source
         background = self.config.background_label
-        keep_quiet = bool(len(result.quiet) and self.config.collect.quiet_to_background and background)
-        skipped = 0 if keep_quiet else len(result.quiet)
         try:
-            stored, moved = self.store.add_groups(
-                [(result.label, result.sound), (background, result.quiet if keep_quiet else [])], source, session)
+            stored, moved = self.store.add_groups(result.to_store(self.config.collect, background), source, session)
             counts = self.store.counts()
         except StoreError as exc:
             self.bus.publish(ErrorOccurred("store", str(exc)))
             log.error("collection of %r not stored: %s", result.label, exc)
             self._set_mode(LISTENING if self._resume_listening else IDLE)
             raise
+        skipped = len(result.quiet) - moved
         event = ExamplesCollected(result.label, session, stored, moved, skipped, counts)
         gate = f"floor {result.floor_db:.1f} dB" if np.isfinite(result.floor_db) else "not gated"
         log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (%s, session %s)",
@@ -459,10 +458,7 @@ class Engine:
         """Stop training (it checks the flag per batch), finish a hold, park the slider."""
         self._stopping.set()
         if self._collector is not None:
-            try:
-                self._finish_collection()
-            except EdgeError as exc:
-                log.error("last hold not stored at shutdown: %s", exc)
+            self._finish_collection_here()
         if self._train_thread is not None:
             self._train_thread.join(timeout=5.0)
 

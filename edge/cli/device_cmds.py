@@ -104,9 +104,7 @@ def cmd_collect(args, config: Config) -> int:
             windows = windows_from_frames(frames_db(samples, config.frontend.hop, config.frontend.db_floor))
             result = gate_windows(config.collect, spec.name, not spec.background, windows)
             session = f"{time.strftime('%Y%m%dT%H%M%S')}-{source}"
-            keep_quiet = bool(len(result.quiet) and config.collect.quiet_to_background and background)
-            stored, quiet = store.add_groups(
-                [(spec.name, result.sound), (background, result.quiet if keep_quiet else [])], source, session)
+            stored, quiet = store.add_groups(result.to_store(config.collect, background), source, session)
             dropped = len(result.quiet) - quiet
             print(f"{source}: {len(windows)} windows → {stored} stored as {spec.name!r}, {quiet} quiet as "
                   f"{background!r}, {dropped} dropped (floor {result.floor_db:.1f} dB, gate "

@@ -161,6 +161,15 @@ class TrainSettings:
                                  "so sounds are recognised nearer or farther from the mic than taught; 0 = off.",
                                  default=12.0, min=0.0, max=40.0)
     min_examples: int = _doc("Fewest examples per class before training is allowed.", default=10, min=2)
+    refit_epochs: int = _doc("After validating on held-out holds, train this many more epochs on every example "
+                             "(the held-out holds too); 0 = install the validated model.", default=5, min=0, max=1000)
+    bank: bool = _doc("Mix the shipped background bank (talk in 13 languages, music, effects) into every training "
+                      "as background, so sounds nobody taught do not move the slider.", default=True)
+    bank_ratio: float = _doc("Bank windows per user window in each mini-batch.", default=1.0, min=0.0, max=20.0)
+    bank_weight: float = _doc("Loss weight of a bank window relative to one of yours.", default=1.0, min=0.0,
+                              max=100.0)
+    mix_prob: float = _doc("Share of your sound windows trained with bank talk/music mixed in behind them "
+                           "(5-25 dB below the sound).", default=0.3, min=0.0, max=1.0)
     keep_models: int = _doc("How many model versions the registry keeps for rollback.", default=5, min=1, max=100)
 
 
@@ -181,6 +190,11 @@ class ListenSettings:
                                 "alone.", default=10.0, min=0.0, max=60.0)
     min_level_db: float = _doc("Windows quieter than this (band power of the window, dB) never trigger an action.",
                                default=-100.0, min=-200.0, max=0.0)
+    calibrated: bool = _doc("Use the per-class thresholds each training sets for max_false_per_min (false = "
+                            "threshold for every class).", default=True)
+    max_false_per_min: float = _doc("False-move budget the training calibrates the thresholds for, moves per "
+                                    "minute of sounds it was not taught (estimated on the bank).", default=0.5,
+                                    min=0.01, max=60.0)
 
     def validate(self) -> list[str]:
         if self.smooth_k > self.smooth_n:

@@ -51,7 +51,8 @@ class DecisionPolicy:
         self.settings = settings
         self.labels = tuple(c.name for c in classes)
         self._acting = np.array([c.action != "none" and not c.background for c in classes])
-        self.threshold = settings.threshold
+        self._thresholds = np.full(len(self.labels), settings.threshold, dtype=np.float64)
+        self._threshold = settings.threshold
         self._history: deque[int] = deque()
         self._counts = [0] * len(self.labels)
         """Detections per class over the last n hops (kept incrementally: this runs every hop)."""
@@ -59,6 +60,28 @@ class DecisionPolicy:
         self._armed = True
         self._peak_db = -np.inf
         self._quiet_since = None
+
+    @property
+    def threshold(self) -> float:
+        """The one threshold set by config or command (per-class ones may differ: :attr:`thresholds`)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        # NOTE: a threshold the user sets by hand applies to every class, over the calibrated ones.
+        self._threshold = float(value)
+        self._thresholds[:] = self._threshold
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {lb: float(t) for lb, t, a in zip(self.labels, self._thresholds, self._acting) if a}
+
+    def set_thresholds(self, per_class: dict[str, float] | None) -> None:
+        """Per-class thresholds (a model's calibration); classes not named keep :attr:`threshold`."""
+        self._thresholds[:] = self._threshold
+        for i, lb in enumerate(self.labels):
+            if per_class and lb in per_class:
+                self._thresholds[i] = float(per_class[lb])
 
     def reset(self) -> None:
         self._history.clear()
@@ -71,7 +94,7 @@ class DecisionPolicy:
     def update(self, probs: np.ndarray, level_db: float, t: float) -> Verdict:
         top = int(np.argmax(probs))
         score = float(probs[top])
-        hit = (self._acting[top] and score >= self.threshold and level_db >= self.settings.min_level_db)
+        hit = (self._acting[top] and score >= self._thresholds[top] and level_db >= self.settings.min_level_db)
         self._push(top if hit else -1)
         winner = self._winner()
         act = None

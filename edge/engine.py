@@ -65,6 +65,7 @@ class Engine:
         self._trainer = trainer
         self.frontend = FrameStream(config.frontend.hop, config.frontend.db_floor)
         self.policy = DecisionPolicy(config.listen, config.classes)
+        self._use_model_thresholds(classifier)
         self.mode = IDLE
         self._resume_listening = False
         self._collector: HoldCollector | None = None
@@ -311,8 +312,7 @@ class Engine:
             except EdgeError as exc:
                 error = exc
             else:
-                self.classifier = classifier
-                self.policy.reset()
+                self._install(classifier)
                 val = getattr(outcome, "val_accuracy", None)
                 self.bus.publish(ModelChanged(getattr(classifier, "version", None), tuple(classifier.labels), val))
                 self.bus.publish(TrainingFinished(True, getattr(classifier, "version", None), val, seconds))
@@ -323,6 +323,23 @@ class Engine:
             log.error("training failed, previous model kept: %s", error)
         listen = self.classifier is not None and (self._resume_listening or self.config.listen.autostart)
         self._set_mode(LISTENING if listen else IDLE)
+
+    def _install(self, classifier) -> None:
+        """A new model goes into service: its own calibrated thresholds come with it."""
+        self.classifier = classifier
+        self.policy.reset()
+        self._use_model_thresholds(classifier)
+
+    def _use_model_thresholds(self, classifier) -> None:
+        self.policy.threshold = self.config.listen.threshold
+        if classifier is None or not self.config.listen.calibrated:
+            return
+        meta = getattr(classifier, "metadata", None) or {}
+        per_class = (meta.get("decision") or {}).get("thresholds") if isinstance(meta, dict) else None
+        if isinstance(per_class, dict):
+            self.policy.set_thresholds({k: float(v) for k, v in per_class.items() if isinstance(v, (int, float))})
+            log.info("decision thresholds from the model's calibration: %s",
+                     ", ".join(f"{k} {v:.3f}" for k, v in self.policy.thresholds.items()))
 
     def _listen(self, on: bool) -> dict[str, Any]:
         if on:
@@ -373,8 +390,7 @@ class Engine:
         if self.mode == TRAINING:
             self._refuse("model rollback", "training in progress")
         version = self.registry.rollback()
-        self.classifier = self.registry.load_current(expect_hop=self.config.frontend.hop)
-        self.policy.reset()
+        self._install(self.registry.load_current(expect_hop=self.config.frontend.hop))
         self.bus.publish(ModelChanged(version, tuple(self.classifier.labels), None))
         return {"version": version}
 
@@ -440,6 +456,7 @@ class Engine:
                       "runtime": getattr(clf, "runtime", None) if clf else None},
             "position": round(self.slider.position, 3),
             "threshold": self.policy.threshold,
+            "thresholds": self.policy.thresholds,
             "decision_mode": self.config.listen.mode,
             "last_label": self.last_label,
             # stream_s only grows while audio really flows: a monitor can tell a stalled mic from a quiet room

@@ -124,19 +124,26 @@ class ExampleStore:
 
     def load(self, labels: Iterable[str] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """All windows as ``(x [N,3,232] float32, y [N] int, labels)``; labels default to those present."""
+        x, y, labels, _ = self.load_with_sessions(labels)
+        return x, y, labels
+
+    def load_with_sessions(self, labels: Iterable[str] | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+        """As :meth:`load`, plus each window's session (its hold): validation holds out whole holds."""
         labels = tuple(labels) if labels is not None else tuple(self.counts())
         index = {lb: i for i, lb in enumerate(labels)}
-        xs, ys = [], []
-        for label, blob in self._db.execute("SELECT label, window FROM examples ORDER BY id"):
+        xs, ys, sessions = [], [], []
+        for label, blob, session in self._db.execute("SELECT label, window, session FROM examples ORDER BY id"):
             if label not in index:
                 continue
+            sessions.append(session)
             if len(blob) != WINDOW_BYTES:
                 raise StoreError(f"example store {self.path}: a {label!r} row holds {len(blob)} bytes, "
                                  f"not {WINDOW_BYTES}; delete that label and collect again")
             xs.append(np.frombuffer(blob, dtype=np.float32).reshape(WINDOW_SHAPE))
             ys.append(index[label])
         x = np.stack(xs) if xs else np.zeros((0, *WINDOW_SHAPE), np.float32)
-        return x, np.asarray(ys, dtype=np.int64), labels
+        return x, np.asarray(ys, dtype=np.int64), labels, np.asarray(sessions, dtype=object)
 
     def integrity_ok(self) -> bool:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

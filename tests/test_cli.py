@@ -73,7 +73,9 @@ def test_dataset_train_model_evaluate_round_trip(capsys, tmp_path, data_dir, sta
     rc, out, _ = run(capsys, *base, "dataset", "stats", "--sessions")
     assert rc == 0 and "450 examples" in out
     rc, out, _ = run(capsys, *base, "train", "--epochs", "5")
-    assert rc == 0 and "epoch   5/5" in out and "installed model v1" in out and "confusion" in out
+    # 5 epochs validated on held-out windows, then train.refit_epochs (5) more on every example
+    assert rc == 0 and "epoch   5/10" in out and "epoch  10/10" in out and "then 5 more" in out
+    assert "installed model v1" in out and "confusion" in out
     rc, out, _ = run(capsys, *base, "train", "--preset", "codelab")
     assert rc == 0 and "epoch  10/10" in out and "lr 0.01" in out and "model v2" in out
     rc, out, _ = run(capsys, *base, "model", "evaluate", "--dataset", str(data_dir / "seed-test.npz"), "--json")
@@ -94,9 +96,11 @@ def test_dataset_train_model_evaluate_round_trip(capsys, tmp_path, data_dir, sta
     assert rc == 0 and "deleted 150" in out
 
 
-def test_collect_from_wav_then_listen_writes_events(capsys, tmp_path, state):
+def test_collect_from_wav_then_listen_writes_events(capsys, tmp_path, state, monkeypatch):
     """`collect` stores what a button hold would; `listen` replays and writes one JSON line per decision."""
     from edge.demo import TRAIN_SCENES
+    # the synthetic scenes' room (see synth.SYNTHETIC_ROOM_TRAINING): no bank
+    monkeypatch.setenv("EDGE_SLIDER_TRAIN_BANK", "false")
     base = ("--state-dir", state)
     for i, (label, script) in enumerate(TRAIN_SCENES.items()):
         wav = tmp_path / f"{label}.wav"

@@ -29,7 +29,7 @@ def servo_duty(position: float) -> float:
 def config(tmp_path):
     cfg = Config().replace("device", state_dir=str(tmp_path / "state")).replace("mqtt", enabled=False)
     # the demo's synthetic room (as `edge-slider demo`): no gain jitter, see cmd_demo
-    return cfg.replace("slider", detach_after_s=0.0).replace("train", gain_jitter_db=0.0)
+    return cfg.replace("slider", detach_after_s=0.0).replace("train", **synth.SYNTHETIC_ROOM_TRAINING)
 
 
 @pytest.fixture

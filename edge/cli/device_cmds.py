@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 
+from edge.audio import synth
 from edge.audio.spectrogram import frames_db, windows_from_frames
 from edge.audio.wavfile import read_wav
 from edge.cli.audio_cmds import record_seconds
@@ -76,7 +77,7 @@ def cmd_demo(args, config: Config) -> int:
     # NOTE: the demo's story is about the codelab defaults; a user's own pins and classes still apply.
     # Its synthetic room has no level changes and only synthetic babble as talk: gain jitter (the
     # device default, for real rooms) made that babble step the servo in 2 of 3 seeded runs.
-    config = config.replace("train", gain_jitter_db=0.0)
+    config = config.replace("train", **synth.SYNTHETIC_ROOM_TRAINING)
     options = RunOptions(simulate=True, mqtt=True if args.mqtt else False, script="gap:0.1", loop=False)
     try:
         with Service(config, options) as service:

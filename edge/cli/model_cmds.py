@@ -138,31 +138,53 @@ def cmd_train(args, config: Config) -> int:
                                 seed=args.seed, gain_jitter_db=args.gain_jitter_db)
     if recipe.epochs < 1 or recipe.batch_size < 1 or not 0 <= recipe.validation_split < 1 or recipe.learning_rate <= 0:
         raise UsageError("--epochs and --batch-size must be ≥ 1, --validation-split in [0, 1), --learning-rate > 0")
+    groups = None
     if args.dataset:
         from edge.store import read_npz
         x, y, labels = read_npz(args.dataset)
     else:
         with _store(config) as store:
-            x, y, labels = store.load(config.labels)
+            x, y, labels, groups = store.load_with_sessions(config.labels)
     print(f"training on {len(y)} examples ({', '.join(f'{lb} {int((y == i).sum())}' for i, lb in enumerate(labels))}); "
           f"{recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate}, seed {recipe.seed}, "
-          f"gain jitter ±{recipe.gain_jitter_db:g} dB")
+          f"gain jitter ±{recipe.gain_jitter_db:g} dB"
+          + (f", background bank ×{recipe.bank_ratio:g}" if recipe.bank_ratio > 0 else "")
+          + (f"; then {recipe.refit_epochs} more on every example" if recipe.refit_epochs else ""))
 
     def progress(epoch, epochs, loss, acc, val_loss, val_acc):
         val = f", val_loss {val_loss:.4f}, val_acc {100 * val_acc:.1f}%" if val_loss is not None else ""
         print(f"epoch {epoch:>3}/{epochs}: loss {loss:.4f}, acc {100 * acc:.1f}%{val}", flush=True)
 
     t0 = time.perf_counter()
-    data, result, agreement = build_model(config, x, y, labels, recipe, progress)
-    version = _registry(config).install(data, expect_hop=config.frontend.hop)
+    built = build_model(config, x, y, labels, recipe, progress, groups=groups)
+    result = built.result
+    version = _registry(config).install(built.data, expect_hop=config.frontend.hop)
     report = evaluate(result.params, x, y, len(labels))
     print(f"trained in {result.seconds:.2f} s (total with export {time.perf_counter() - t0:.2f} s); "
           f"training-set accuracy {100 * report['accuracy']:.1f}%"
           + (f", validation {100 * result.val_accuracy:.1f}%" if result.val_accuracy is not None else "")
-          + f", int8 agrees with float on {100 * agreement:.1f}%")
-    _print_confusion(report["confusion"], labels)
-    print(f"installed model v{version} ({len(data)} bytes)")
+          + f", int8 agrees with float on {100 * built.agreement:.1f}%")
+    if built.heldout is not None:
+        what = "held-out holds" if groups is not None else "held-out windows"
+        print(f"on {what} ({built.heldout['n']} windows never trained on):")
+        _print_confusion(built.heldout["confusion"], labels)
+    else:
+        _print_confusion(report["confusion"], labels)
+    _print_calibration(built.calibration)
+    print(f"installed model v{version} ({len(built.data)} bytes)")
     return 0
+
+
+def _print_calibration(cal) -> None:
+    """The post-training report a user reads: what the thresholds are and what they should expect."""
+    if cal is None:
+        return
+    th = ", ".join(f"{lb} {t:.3f}" for lb, t in cal.thresholds.items())
+    rec = ", ".join(f"{lb} {'n/a' if r is None else f'{100 * r:.0f}%'}" for lb, r in cal.heldout_recall.items())
+    print(f"thresholds for ≤ {cal.budget:g} false moves/min: {th}")
+    print(f"  estimated false moves/min on {cal.negative_minutes:.1f} min of sounds never trained on: "
+          f"{cal.false_per_min:.2f}{'' if cal.reached else ' (budget NOT reached even at the highest threshold)'}")
+    print(f"  windows of held-out holds detected at those thresholds: {rec}")
 
 
 def _print_confusion(cm, labels) -> None:

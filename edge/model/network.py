@@ -112,14 +112,22 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def loss_and_grads(p: Params, xn: np.ndarray, y: np.ndarray) -> tuple[float, Params, np.ndarray]:
-    """Mean categorical cross-entropy over the batch, its gradients, and the probabilities."""
+def loss_and_grads(p: Params, xn: np.ndarray, y: np.ndarray,
+                   weights: np.ndarray | None = None) -> tuple[float, Params, np.ndarray]:
+    """Categorical cross-entropy over the batch (mean, or weighted mean with per-example
+    ``weights``), its gradients, and the probabilities."""
     n = xn.shape[0]
     probs, c = forward(p, xn, keep=True)
-    loss = float(-np.mean(np.log(np.clip(probs[np.arange(n), y], 1e-12, None))))
+    nll = -np.log(np.clip(probs[np.arange(n), y], 1e-12, None))
     dz2 = probs.copy()
     dz2[np.arange(n), y] -= 1.0
-    dz2 /= n
+    if weights is None:
+        loss = float(np.mean(nll))
+        dz2 /= n
+    else:
+        w = (weights / weights.sum()).astype(dz2.dtype)
+        loss = float(np.dot(w, nll))
+        dz2 *= w[:, None]
     d_dense_w = c.flat.T @ dz2
     d_dense_b = dz2.sum(axis=0)
     dpool = (dz2 @ p.dense_w.T).reshape(n, POOL_W, DEPTH)

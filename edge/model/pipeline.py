@@ -11,7 +11,10 @@ import numpy as np
 
 from edge import __version__
 from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
+from edge.model import calibrate
 from edge.model import network as net
+from edge.model.bank import load_bank
+from edge.model.calibrate import Calibration
 from edge.model.classifier import FORMAT, FORMAT_VERSION
 from edge.model.quantize import quantize, simulate
 from edge.model.train import PRESETS, Recipe, TrainResult, confusion_report, train
@@ -26,6 +29,7 @@ class TrainOutcome:
     model_bytes: int
     seconds: float
     int8_agreement: float
+    calibration: Calibration | None = None
 
     @property
     def val_accuracy(self) -> float | None:
@@ -36,7 +40,9 @@ def recipe_from_config(config: Config, preset: str | None = None, **overrides) -
     t = config.train
     base = Recipe(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
                   validation_split=t.validation_split, seed=t.seed, min_examples=t.min_examples,
-                  gain_jitter_db=t.gain_jitter_db)
+                  gain_jitter_db=t.gain_jitter_db, bank_ratio=t.bank_ratio if t.bank else 0.0,
+                  bank_weight=t.bank_weight, mix_prob=t.mix_prob if t.bank else 0.0,
+                  refit_epochs=t.refit_epochs)
     if preset and preset != "default":
         # the codelab's recipe exactly: no jitter either
         p = PRESETS[preset]
@@ -50,9 +56,15 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
 
-def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: float) -> dict:
+def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: float,
+             calibration: Calibration | None = None, heldout: dict | None = None) -> dict:
     last = result.history[-1] if result.history else None
-    return {
+    extra = {}
+    if calibration is not None:
+        extra["decision"] = calibration.to_dict()
+    if heldout is not None:
+        extra["heldout"] = heldout
+    return {**extra, 
         "format": FORMAT, "format_version": FORMAT_VERSION, "labels": list(result.labels),
         "sample_rate": SAMPLE_RATE, "fft_size": FFT_SIZE, "hop": config.frontend.hop, "bins": NUM_BINS,
         "frames": NUM_FRAMES, "input": "dB",
@@ -62,7 +74,8 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
         "counts": result.counts,
         "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
                    "validation_split": recipe.validation_split, "seed": recipe.seed,
-                   "gain_jitter_db": recipe.gain_jitter_db},
+                   "gain_jitter_db": recipe.gain_jitter_db, "bank_ratio": recipe.bank_ratio,
+                   "bank_weight": recipe.bank_weight, "mix_prob": recipe.mix_prob},
         "metrics": {"loss": _r(last.loss) if last else None, "accuracy": _r(last.accuracy) if last else None,
                     "val_loss": _r(last.val_loss) if last else None,
                     "val_accuracy": _r(last.val_accuracy) if last else None,
@@ -70,16 +83,57 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
     }
 
 
+@dataclass
+class Built:
+    """What one training produced: the model file and everything the report needs."""
+
+    data: bytes
+    result: TrainResult
+    agreement: float
+    calibration: Calibration | None
+    heldout: dict | None
+    """Confusion on the held-out holds (rows = truth), or None when nothing was held out."""
+
+
 def build_model(config: Config, x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], recipe: Recipe,
-                progress=None, should_stop=None) -> tuple[bytes, TrainResult, float]:
-    """Train, quantize on the training windows, write the .tflite bytes."""
+                progress=None, should_stop=None, groups: np.ndarray | None = None) -> Built:
+    """Train (with the background bank when configured), calibrate the thresholds, quantize on the
+    training windows, write the .tflite bytes."""
     # NOTE: imported here: the schema package costs ~3 MB of RSS, needed only while exporting.
     from edge.model.tflite_writer import write_model
-    result = train(x, y, labels, recipe, progress=progress, should_stop=should_stop)
+    background = labels.index(config.background_label) if config.background_label in labels else None
+    bank = load_bank("train") if recipe.bank_ratio > 0 and background is not None else None
+    result = train(x, y, labels, recipe, progress=progress, should_stop=should_stop, groups=groups,
+                   bank=bank, background=background)
+    calibration, heldout = _report(config, result, x, y, labels, background)
     qm = quantize(result.params, x)
     xn = net.normalize(x[:2000])
     agreement = float(np.mean(simulate(qm, xn).argmax(1) == net.forward(result.params, xn).argmax(1)))
-    return write_model(qm, metadata(config, result, recipe, agreement)), result, agreement
+    meta = metadata(config, result, recipe, agreement, calibration, heldout)
+    return Built(write_model(qm, meta), result, agreement, calibration, heldout)
+
+
+def _report(config: Config, result: TrainResult, x: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
+            background: int | None) -> tuple[Calibration | None, dict | None]:
+    """Held-out confusion, and thresholds for the false-move budget on negatives never trained on."""
+    va = result.val_index if result.val_index is not None else np.zeros(0, np.int64)
+    heldout = None
+    if va.size:
+        heldout = confusion_report(y[va], calibrate.predict(result.heldout_params, x[va]).argmax(1), len(labels))
+        heldout["n"] = int(va.size)
+    if background is None:
+        return None, heldout
+    acting = [i != background and config.class_spec(lb).action != "none" for i, lb in enumerate(labels)]
+    room = x[y == background]
+    # NOTE: the held-out background holds are negatives the validated model never heard; the installed
+    # (refit) model has, so only the bank's calibration clips, never trained on, judge its thresholds.
+    extra = [x[va][y[va] == background]] if va.size and result.validated is None else []
+    bank = load_bank("calibration") if config.train.bank else None
+    negatives = calibrate.negative_streams(bank, room, extra)
+    held = {lb: x[va][y[va] == i] for i, lb in enumerate(labels)} if va.size else {}
+    cal = calibrate.calibrate(result.params, labels, acting, config.listen, config.frontend.hop, negatives, held,
+                              heldout_params=result.heldout_params)
+    return cal, heldout
 
 
 def train_from_store(store, registry, config: Config, progress=None, should_stop=None,
@@ -87,10 +141,11 @@ def train_from_store(store, registry, config: Config, progress=None, should_stop
     """Train on every stored example of the configured labels and install the model."""
     t0 = time.perf_counter()
     recipe = recipe or recipe_from_config(config)
-    x, y, labels = store.load(config.labels)
-    data, result, agreement = build_model(config, x, y, labels, recipe, progress, should_stop)
-    version = registry.install(data, expect_hop=config.frontend.hop)
-    return TrainOutcome(version, result, len(data), time.perf_counter() - t0, agreement)
+    x, y, labels, sessions = store.load_with_sessions(config.labels)
+    built = build_model(config, x, y, labels, recipe, progress, should_stop, groups=sessions)
+    version = registry.install(built.data, expect_hop=config.frontend.hop)
+    return TrainOutcome(version, built.result, len(built.data), time.perf_counter() - t0, built.agreement,
+                        built.calibration)
 
 
 def evaluate_classifier(classifier, x: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict:

@@ -1,0 +1,1 @@
+"""Developer tooling: builds what the package ships (the daemon never imports this)."""

@@ -190,6 +190,9 @@ class ListenSettings:
                                 "alone.", default=10.0, min=0.0, max=60.0)
     min_level_db: float = _doc("Windows quieter than this (band power of the window, dB) never trigger an action.",
                                default=-100.0, min=-200.0, max=0.0)
+    false_move_press_s: float = _doc("Pressing the background class's button this soon after a move marks the move "
+                                     "wrong: it is undone and its sound becomes a background example, seconds "
+                                     "(0 = off).", default=3.0, min=0.0, max=30.0)
     calibrated: bool = _doc("Use the per-class thresholds each training sets for max_false_per_min (false = "
                             "threshold for every class).", default=True)
     max_false_per_min: float = _doc("False-move budget the training calibrates the thresholds for, moves per "

@@ -29,6 +29,9 @@ class DeviceControl(Protocol):
     def train(self) -> dict[str, Any]:
         """Start training in the background; returns at once ({"started": true})."""
 
+    def false_move(self, source: str = "mqtt") -> dict[str, Any]:
+        """"That was wrong": undo the last move (within 30 s) and store its sound as background."""
+
     def set_listening(self, on: bool) -> dict[str, Any]:
         """Turn listening on or off. On needs an installed model."""
 

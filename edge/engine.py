@@ -39,7 +39,7 @@ from edge.decision import DecisionPolicy
 from edge.memory import release_free_heap, rss_mb
 from edge.errors import CommandError, EdgeError, StateError, StoreError
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
-                         ExamplesDeleted, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
+                         ExamplesDeleted, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
                          TrainingFinished, TrainingProgress)
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,12 @@ IDLE, COLLECTING, TRAINING, LISTENING = "idle", "collecting", "training", "liste
 AMBIENT_SECONDS = 1.0
 """How much audio before a button press counts as the room's ambient level for the gate."""
 CALL_TIMEOUT_S = 10.0
+FALSE_MOVE_BEFORE_S = 1.0
+FALSE_MOVE_AFTER_S = 0.3
+"""The sound of a move marked wrong: windows from 1 s before the decision (its onset and the
+detections that made it) to 0.3 s after (its tail)."""
+FALSE_MOVE_MAX_AGE_S = 30.0
+"""`cmd/false_move` (or the button) must come within this long of the move (stream time)."""
 
 
 class Engine:
@@ -76,6 +82,9 @@ class Engine:
         self._ambient = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
         self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
         self._prev = np.full((NUM_FRAMES - 1, NUM_BINS), config.frontend.db_floor, dtype=np.float32)
+        self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=int(FALSE_MOVE_BEFORE_S * hops_per_s) + 1)
+        """The last second of listened windows: what a move marked wrong sounded like."""
+        self._last_move: dict[str, Any] | None = None
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._owner = threading.get_ident()
         self._train_thread: threading.Thread | None = None
@@ -172,6 +181,7 @@ class Engine:
         else:
             self._ambient.append(level)
         if self.mode == LISTENING and self.classifier is not None:
+            self._remember(window, t)
             t1 = time.perf_counter()
             probs = self.classifier.predict(window)
             self.classify_us = (time.perf_counter() - t1) * 1e6
@@ -182,8 +192,17 @@ class Engine:
             if verdict.act is not None:
                 self._act(verdict.act, verdict.score, t)
 
+    def _remember(self, window: np.ndarray, t: float) -> None:
+        w = window.copy()
+        self._recent.append((t, w))
+        move = self._last_move
+        if move is not None and move["t"] < t <= move["t"] + FALSE_MOVE_AFTER_S:
+            move["windows"].append(w)
+
     def _act(self, label: str, score: float, t: float) -> None:
         spec = self.config.class_spec(label)
+        self._last_move = {"t": t, "label": label, "before": self.slider.position,
+                           "windows": [w for (tw, w) in self._recent if tw >= t - FALSE_MOVE_BEFORE_S]}
         if spec.action == "step":
             pos = self.slider.step(spec.value)
         elif spec.action == "set":
@@ -357,6 +376,44 @@ class Engine:
             self._resume_listening = False
         return {"listening": self.mode == LISTENING}
 
+    def _false_move(self, source: str) -> dict[str, Any]:
+        """"That was wrong": undo the last move, keep its sound as background for the next training."""
+        move = self._last_move
+        now = self.frontend.frame_end_sample() / SAMPLE_RATE
+        if move is None or now - move["t"] > FALSE_MOVE_MAX_AGE_S:
+            self._refuse("false move", f"no move in the last {FALSE_MOVE_MAX_AGE_S:.0f} s to mark wrong")
+        background = self.config.background_label
+        if background is None:
+            self._refuse("false move", "no class has background = true to store the sound under")
+        self._last_move = None
+        session = f"{time.strftime('%Y%m%dT%H%M%S')}-false-move"
+        windows = np.stack(move["windows"]) if move["windows"] else np.empty((0, NUM_FRAMES, NUM_BINS), np.float32)
+        try:
+            (stored,) = self.store.add_groups([(background, windows)], f"false_move:{source}", session)
+        except StoreError as exc:
+            self.bus.publish(ErrorOccurred("store", str(exc)))
+            raise
+        pos = self.slider.set(move["before"])
+        self.bus.publish(PositionChanged(pos, "false_move"))
+        self.bus.publish(FalseMoveMarked(move["label"], move["t"], stored, pos, session, source))
+        self.bus.publish(ExamplesCollected(background, session, stored, 0, 0, self.store.counts()))
+        log.info("move %r at t=%.2f s marked wrong (%s): undone, %d windows stored as %r (session %s); "
+                 "train again to learn from them", move["label"], move["t"], source, stored, background, session)
+        return {"label": move["label"], "t": round(move["t"], 3), "stored": stored, "position": pos,
+                "session": session}
+
+    def _press_collect(self, label: str, source: str) -> dict[str, Any]:
+        """A class button went down: the background button soon after a move first marks it wrong."""
+        move = self._last_move
+        window = self.config.listen.false_move_press_s
+        if (label == self.config.background_label and move is not None and window > 0
+                and self.frontend.frame_end_sample() / SAMPLE_RATE - move["t"] <= window):
+            try:
+                self._false_move(source)
+            except EdgeError as exc:
+                log.warning("could not mark the last move wrong: %s", exc)
+        return self._start_collection(label, source)
+
     def _position(self, value: float, source: str) -> dict[str, Any]:
         pos = self.slider.set(value)
         self.bus.publish(PositionChanged(pos, source))
@@ -413,6 +470,9 @@ class Engine:
 
     def train(self) -> dict[str, Any]:
         return self.call(self._train)
+
+    def false_move(self, source: str = "mqtt") -> dict[str, Any]:
+        return self.call(self._false_move, source)
 
     def set_listening(self, on: bool) -> dict[str, Any]:
         return self.call(self._listen, bool(on))

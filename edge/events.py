@@ -108,6 +108,18 @@ class ExamplesDeleted(Event):
 
 
 @dataclass(frozen=True)
+class FalseMoveMarked(Event):
+    """"That was wrong": the last move was undone and its sound stored as background."""
+    kind = "false_move"
+    label: str
+    t: float
+    stored: int
+    position: float
+    session: str
+    source: str
+
+
+@dataclass(frozen=True)
 class TrainingProgress(Event):
     kind = "training_progress"
     epoch: int

@@ -162,7 +162,7 @@ class Service:
         from edge.device import buttons as b
         engine = self.engine
         actions = {
-            b.CollectPressed: lambda e: engine._start_collection(e.label, "button"),
+            b.CollectPressed: lambda e: engine._press_collect(e.label, "button"),
             b.CollectReleased: lambda e: engine._stop_collection(e.label),
             b.TrainRequested: lambda e: engine._train(),
             b.DiscardRequested: lambda e: engine._discard_last(),

@@ -143,3 +143,36 @@ def test_a_timed_collection_that_cannot_be_stored_does_not_stop_the_audio_loop()
     hops = engine.hops
     feed(engine, synth.render("gap:0.5")[0])
     assert engine.hops > hops
+
+
+def test_that_was_wrong_undoes_the_move_and_keeps_its_sound_as_background():
+    from edge.events import FalseMoveMarked
+    engine, events = make_engine(FakeClassifier())
+    engine.set_listening(True)
+    feed(engine, synth.render("gap:1.5, snap, gap:0.6", seed=3)[0])
+    assert engine.slider.position == pytest.approx(4.9)
+    result = engine.false_move("test")
+    assert engine.slider.position == pytest.approx(5.0)
+    rows = [r for r in engine.store.rows if r[2] == "false_move:test"]
+    # the windows of the move: ~1 s before the decision to 0.3 s after (≈ 56 hops), all under noise
+    assert 40 <= len(rows) <= 60 and {r[0] for r in rows} == {"noise"} and result["stored"] == len(rows)
+    assert any(r[1].max() > -50 for r in rows), "the snap itself must be among the stored windows"
+    marked = [e for e in events if isinstance(e, FalseMoveMarked)]
+    assert len(marked) == 1 and marked[0].label == "left"
+    with pytest.raises(StateError, match="no move"):
+        engine.false_move("test")     # one move, one mark
+
+
+def test_pressing_the_background_button_soon_after_a_move_marks_it_wrong():
+    engine, _ = make_engine(FakeClassifier())
+    engine.set_listening(True)
+    feed(engine, synth.render("gap:0.5, snap, gap:0.5", seed=4)[0])
+    assert engine.slider.position == pytest.approx(4.9)
+    engine.call(engine._press_collect, "noise", "button")
+    assert engine.slider.position == pytest.approx(5.0) and engine.mode == "collecting"
+    engine.collect_stop("noise")
+    # later than listen.false_move_press_s: a plain noise hold, the move stays
+    feed(engine, synth.render("gap:0.5, snap, gap:3.5", seed=5)[0])
+    moved = engine.slider.position
+    engine.call(engine._press_collect, "noise", "button")
+    assert engine.slider.position == moved and moved != pytest.approx(5.0)

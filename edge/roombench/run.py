@@ -164,7 +164,7 @@ def run_room(config: Config, config_path: str | None, seeds: Sequence[int], scen
     t_start = time.perf_counter()
     work = Path(work) if work else default_work_dir()
     work.mkdir(parents=True, exist_ok=True)
-    src = Sources(work / "sources")
+    src = Sources(work / f"sources-v{GEN_VERSION}")
     src.check()
     sizes = Sizes.quick() if quick else Sizes()
     runs = []

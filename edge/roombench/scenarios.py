@@ -23,7 +23,7 @@ from edge.roombench.sources import ESPEAK_LANGS, Sources, babble_text
 
 log = logging.getLogger(__name__)
 
-GEN_VERSION = 1
+GEN_VERSION = 3
 SR = SAMPLE_RATE
 SCENARIOS = ("words", "everyday", "snapwhistle")
 
@@ -378,7 +378,7 @@ def make_test_stream(src: Sources, pools: Pools, rng: np.random.Generator, sizes
             if rng.random() < 0.35:
                 fx = REVERB_EQ[int(rng.integers(0, len(REVERB_EQ)))]
                 clip = normalise(src.effect_chain(clip, fx, hashlib.sha1(clip.tobytes()).hexdigest()))
-                source += " " + " ".join(a for a in fx if a not in ("pad", "0"))
+                source += " " + "+".join(a for a in fx if a not in ("pad", "0", "0.4", "0.6"))
         clips.append((label, source, clip, rng.uniform(-12, 0), rng.uniform(0.8, 2.5)))
     total = 1.0 + sum(c[2].shape[0] / SR + c[4] for c in clips)
     total = max(total, 60.0 if sizes.events_per_class < 30 else 180.0)

@@ -138,7 +138,9 @@ class Sources:
 
 
 def _sox(args: list[str]) -> None:
-    r = subprocess.run(["sox", "-q", "-V1", *args], capture_output=True, text=True)
+    # NOTE: -R (repeatable): sox dithers when it writes 16 bits and seeds its noise from the clock;
+    # without it one seed gave different bytes (and event offsets) on every run.
+    r = subprocess.run(["sox", "-R", "-q", "-V1", *args], capture_output=True, text=True)
     if r.returncode != 0:
         raise UsageError(f"sox {' '.join(args)[:160]} failed: {r.stderr.strip()[:200]}")
 

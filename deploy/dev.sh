@@ -16,6 +16,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients
   pulseaudio pulseaudio-utils libasound2-plugins
   sox libsox-fmt-all espeak-ng alsa-utils sound-theme-freedesktop
+  hedgewars-data ktuberling-data sonic-pi-samples
   shellcheck systemd debootstrap
 )
 

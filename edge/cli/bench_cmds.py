@@ -19,11 +19,23 @@ def register(sub) -> None:
     p.add_argument("--soak", type=float, metavar="MIN", help="instead: run the daemon for MIN minutes under a fake "
                    "systemd watchdog with a private broker (trainings, a 60 s broker outage) and report "
                    "memory growth, overruns and watchdog gaps")
+    room = p.add_argument_group("room benchmark (issue 12)")
+    room.add_argument("--room", action="store_true", help="instead: teach like a user (button holds from Debian "
+                      "sounds), then count recall and false servo moves in generated rooms; with --quick: 1 seed, "
+                      "short streams")
+    room.add_argument("--seeds", default=None, metavar="1,2,3", help="--room: scenario seeds (default 1,2,3; "
+                      "--quick: 1)")
+    room.add_argument("--scenario", action="append", metavar="NAME", help="--room: only this scenario "
+                      "(repeatable): words, everyday, snapwhistle")
+    room.add_argument("--work", metavar="DIR", help="--room: cache of decoded and generated sounds (default: "
+                      "$XDG_CACHE_HOME/edge-slider/roombench)")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args, config: Config) -> int:
     from edge.bench import default_bench_dir, format_table, run_bench
+    if args.room:
+        return _room(args, config)
     if args.soak is not None:
         if not 1 <= args.soak <= 24 * 60:
             raise UsageError("--soak MIN: between 1 and 1440 minutes")
@@ -39,4 +51,24 @@ def cmd_bench(args, config: Config) -> int:
     if bench_dir is None:
         print("note: seed-*.npz not found: training/accuracy figures skipped (pass --data)", file=sys.stderr)
     print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
+    return 0
+
+
+def _room(args, config: Config) -> int:
+    from edge.roombench.report import format_room
+    from edge.roombench.run import run_room
+    from edge.roombench.scenarios import SCENARIOS
+    try:
+        seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3")).split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds {args.seeds}: use comma-separated integers, e.g. --seeds 1,2,3") from None
+    if not seeds:
+        raise UsageError("--seeds: give at least one seed, e.g. --seeds 1")
+    names = args.scenario or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise UsageError(f"--scenario {unknown[0]}: choose one of {', '.join(SCENARIOS)}")
+    figures = run_room(config, args.config, seeds, list(dict.fromkeys(names)), Path(args.work) if args.work else None,
+                       args.quick, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(figures, indent=2, default=str) if args.json else format_room(figures))
     return 0

@@ -54,6 +54,8 @@ def register(sub) -> None:
     p.add_argument("--realtime", action="store_true", help="play the WAV at real-time pace (default: as fast as "
                    "possible)")
     p.add_argument("--threshold", type=float, help="override listen.threshold")
+    p.add_argument("--trace", metavar="OUT.npz", help="also save every hop: stream time t, the model's probabilities "
+                   "[hops, K], its labels and the window level (to replay the decision policy offline)")
     p.add_argument("--mode", choices=("continuous", "per_sound"), help="override listen.mode")
     p.set_defaults(func=cmd_listen)
 
@@ -117,7 +119,7 @@ def cmd_collect(args, config: Config) -> int:
 def cmd_listen(args, config: Config) -> int:
     from edge.device.slider import NullOutput, Slider
     from edge.engine import Engine
-    from edge.events import DecisionMade
+    from edge.events import DecisionMade, PredictionMade
     from edge.model.registry import ModelRegistry
     listen = config.listen
     if args.threshold is not None:
@@ -137,8 +139,11 @@ def cmd_listen(args, config: Config) -> int:
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
         out = open(args.events, "w", encoding="utf-8") if args.events else None
         decisions = []
+        trace: list = []
 
         def on_event(event):
+            if args.trace and isinstance(event, PredictionMade):
+                trace.append((event.t, event.level_db, *event.probs.values()))
             if isinstance(event, DecisionMade):
                 line = {"t": round(event.t, 4), "label": event.label, "score": round(event.score, 4),
                         "position": round(event.position, 3)}
@@ -161,6 +166,19 @@ def cmd_listen(args, config: Config) -> int:
         finally:
             if out:
                 out.close()
+            if args.trace:
+                _save_trace(args.trace, trace, classifier.labels)
     log.info("%d decisions in %.1f s of audio; final position %.1f", len(decisions),
              samples.shape[0] / SAMPLE_RATE, slider.position)
     return 0
+
+
+def _save_trace(path: str, rows: list, labels) -> None:
+    import io
+    import numpy as np
+    from edge.fileio import atomic_write_bytes
+    a = np.asarray(rows, dtype=np.float64).reshape(len(rows), 2 + len(labels))
+    buf = io.BytesIO()
+    np.savez(buf, t=a[:, 0], level_db=a[:, 1], probs=a[:, 2:],
+             labels=np.asarray(labels))
+    atomic_write_bytes(Path(path), buf.getvalue())

@@ -42,7 +42,7 @@ def recipe_from_config(config: Config, preset: str | None = None, **overrides) -
                   validation_split=t.validation_split, seed=t.seed, min_examples=t.min_examples,
                   gain_jitter_db=t.gain_jitter_db, bank_ratio=t.bank_ratio if t.bank else 0.0,
                   bank_weight=t.bank_weight, mix_prob=t.mix_prob if t.bank else 0.0,
-                  refit_epochs=t.refit_epochs)
+                  warp_prob=t.warp_prob, refit_epochs=t.refit_epochs)
     if preset and preset != "default":
         # the codelab's recipe exactly: no jitter either
         p = PRESETS[preset]
@@ -75,7 +75,8 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
         "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
                    "validation_split": recipe.validation_split, "seed": recipe.seed,
                    "gain_jitter_db": recipe.gain_jitter_db, "bank_ratio": recipe.bank_ratio,
-                   "bank_weight": recipe.bank_weight, "mix_prob": recipe.mix_prob},
+                   "bank_weight": recipe.bank_weight, "mix_prob": recipe.mix_prob,
+                   "warp_prob": recipe.warp_prob, "refit_epochs": recipe.refit_epochs},
         "metrics": {"loss": _r(last.loss) if last else None, "accuracy": _r(last.accuracy) if last else None,
                     "val_loss": _r(last.val_loss) if last else None,
                     "val_accuracy": _r(last.val_accuracy) if last else None,

@@ -41,6 +41,12 @@ class Recipe:
     """Share of the user's sound windows mixed with a bank window (talk or music behind the sound)."""
     mix_snr_db: tuple[float, float] = (5.0, 25.0)
     """How far below the sound window's level the mixed-in bank window sits, dB."""
+    warp_prob: float = 0.0
+    """Share of the user's sound windows re-shaped each epoch: frequency axis stretched by a factor
+    within ±``warp`` (another voice's formants, a whistle a little higher) and a random spectral tilt
+    within ±``tilt_db`` across the band (another microphone, another room)."""
+    warp: float = 0.08
+    tilt_db: float = 6.0
     refit_epochs: int = 0
     """After the epochs validated on held-out windows, this many more on all windows."""
 
@@ -164,6 +170,8 @@ class BatchMaker:
         x, y = self.xn[order], self.y[order]
         if self.bank is not None and r.mix_prob > 0:
             x = self._mix_positives(x, y)
+        if r.warp_prob > 0:
+            x = self._warp_positives(x, y)
         if r.gain_jitter_db > 0:
             # In the dB domain a gain is an offset: shift each window by its own random level.
             g = rng.uniform(-r.gain_jitter_db, r.gain_jitter_db, size=(x.shape[0], 1, 1))
@@ -201,6 +209,28 @@ class BatchMaker:
                 w = power_add_db(w, room)
             self._pool = net.normalize(w)
         return self._pool[self.rng.integers(0, self._pool.shape[0], size=n)]
+
+    def _warp_positives(self, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        """Vocal-tract-length-style warping of the bins axis plus a linear dB tilt, per window."""
+        r, rng = self.recipe, self.rng
+        pick = np.flatnonzero(self.positive[yb] & (rng.random(yb.size) < r.warp_prob))
+        if pick.size == 0:
+            return xb
+        xb = xb.copy()
+        bins = xb.shape[2]
+        alpha = rng.uniform(1 - r.warp, 1 + r.warp, size=(pick.size, 1))
+        src = np.clip(np.arange(bins)[None, :] / alpha, 0, bins - 1)          # [n, bins]
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, bins - 1)
+        frac = (src - lo).astype(np.float32)[:, None, :]
+        w = xb[pick]
+        lo3 = np.broadcast_to(lo[:, None, :], w.shape)
+        hi3 = np.broadcast_to(hi[:, None, :], w.shape)
+        warped = np.take_along_axis(w, lo3, 2) * (1 - frac) + np.take_along_axis(w, hi3, 2) * frac
+        tilt = rng.uniform(-r.tilt_db, r.tilt_db, size=(pick.size, 1, 1)) / net.NORM_STD
+        ramp = np.linspace(-0.5, 0.5, bins, dtype=np.float32)[None, None, :]
+        xb[pick] = (warped + tilt * ramp).astype(xb.dtype)
+        return xb
 
     def _mix_positives(self, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
         """Some sound windows get talk/music behind them, SNR dB below the window's own level."""

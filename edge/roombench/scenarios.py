@@ -23,7 +23,7 @@ from edge.roombench.sources import ESPEAK_LANGS, Sources, babble_text
 
 log = logging.getLogger(__name__)
 
-GEN_VERSION = 3
+GEN_VERSION = 4
 SR = SAMPLE_RATE
 SCENARIOS = ("words", "everyday", "snapwhistle")
 
@@ -34,8 +34,17 @@ NEAR_RHYMES = ("Melon", "Nooo", "Ohdear", "Yessir", "Uh-oh", "Ouch", "Ooff1", "O
 # NOTE: the packs with a language suffix (Default_es, Default_pl, ...) may say a translation of the
 # line: they only ever talk, and never count as the taught word.
 WORD_PACKS_EXCLUDE_SUFFIX = "_"
-KNOCK_POOL = ("tabla_ke1", "tabla_ke2", "tabla_ke3", "tabla_te1", "tabla_te2", "tabla_te_m", "elec_wood")
-CHIME_POOL = ("perc_bell", "perc_bell2", "elec_bell", "elec_chime", "elec_ping", "elec_triangle")
+# everyday: a user teaches *their* knock and *their* chime, and the device later hears new recordings
+# of the same sound (another take, another day, another level and room). So each seed picks one family
+# of takes of one sound; teaching uses some takes, the test only the others (never a shared recording).
+# NOTE: generator v3 taught two different sounds per class and tested on four others (elec_bell +
+# elec_triangle taught, perc_bell / elec_ping / ... tested): that measured recognising *any* chime
+# from two examples (chime recall 0.13 for the codelab-style model), not the device's job.
+KNOCK_FAMILIES = (("tabla_ke1", "tabla_ke2", "tabla_ke3"), ("tabla_te1", "tabla_te2", "tabla_te_m"),
+                  ("tabla_tas1", "tabla_tas2", "tabla_tas3"))
+CHIME_FAMILIES = (("perc_bell", "perc_bell2"), ("tabla_tun1", "tabla_tun2", "tabla_tun3"))
+KNOCK_POOL = tuple(f for fam in KNOCK_FAMILIES for f in fam)
+CHIME_POOL = tuple(f for fam in CHIME_FAMILIES for f in fam)
 # NOTE: a finger snap or a whistle from the sample packs is the taught sound itself, not a false
 # move when the model reacts: these never appear as distractors.
 NOT_DISTRACTORS = ("perc_snap", "perc_snap2", "Whistle")
@@ -242,21 +251,24 @@ def _knock(src: Sources, name: str):
 
 def everyday_pools(src: Sources, seed: int) -> Pools:
     rng = rng_for(seed, "everyday", "files")
-    knocks, chimes = list(KNOCK_POOL), list(CHIME_POOL)
+    knocks = list(KNOCK_FAMILIES[int(rng.integers(len(KNOCK_FAMILIES)))])
+    chimes = list(CHIME_FAMILIES[int(rng.integers(len(CHIME_FAMILIES)))])
     rng.shuffle(knocks)
     rng.shuffle(chimes)
+    # teach all takes but one, test on the one left out
     langs = _split_langs(seed)
-    teach = {"left": [_knock(src, k) for k in sorted(knocks[:2])],
-             "right": [_file(src.sonic_clip, c, max_s=1.5) for c in sorted(chimes[:2])]}
-    test = {"left": [(f"sonic-pi/{k} x2-3", _knock(src, k)) for k in sorted(knocks[2:])],
-            "right": [(f"sonic-pi/{c}", _file(src.sonic_clip, c, max_s=1.5)) for c in sorted(chimes[2:])]}
+    nk, nc = len(knocks) - 1, len(chimes) - 1
+    teach = {"left": [_knock(src, k) for k in sorted(knocks[:nk])],
+             "right": [_file(src.sonic_clip, c, max_s=1.5) for c in sorted(chimes[:nc])]}
+    test = {"left": [(f"sonic-pi/{k} x2-3", _knock(src, k)) for k in sorted(knocks[nk:])],
+            "right": [(f"sonic-pi/{c}", _file(src.sonic_clip, c, max_s=1.5)) for c in sorted(chimes[nc:])]}
     noise_talk = [_talk(src, lang, f"noise{k}", seed, 10) for lang in langs["noise"] for k in range(2)]
     dis = _common_distractors(src, seed, langs["test"])
     dis += [("talk", f"{p}/{ln}", _file(src.voice, p, ln)) for p in src.voice_packs()[::3]
             for ln in src.voice_lines(p)[::5]]
     return Pools(teach, test, noise_talk, dis,
-                 {"left": "knock (2-3 dry hits)", "right": "chime", "teach_files": sorted(knocks[:2]) +
-                  sorted(chimes[:2]), "test_files": sorted(knocks[2:]) + sorted(chimes[2:]),
+                 {"left": "knock (2-3 dry hits)", "right": "chime", "teach_files": sorted(knocks[:nk]) +
+                  sorted(chimes[:nc]), "test_files": sorted(knocks[nk:]) + sorted(chimes[nc:]),
                   "noise_langs": langs["noise"], "test_langs": langs["test"]})
 
 
@@ -290,9 +302,11 @@ def snapwhistle_pools(src: Sources, seed: int) -> Pools:
     langs = _split_langs(seed)
     teach = {"left": [m for _, m in _snap(src, 1500, 2500, (0.03, 0.05), "teach", seed, 3)],
              "right": [m for _, m in _whistle(src, 1700, 2300, (0.5, 0.8), "sine", "teach", seed, 3)]}
-    test = {"left": _snap(src, 2500, 5000, (0.015, 0.07), "test", seed, 8),
-            "right": _whistle(src, 1100, 3200, (0.25, 1.0), "sine", "test", seed, 4)
-            + _whistle(src, 1100, 3200, (0.25, 1.0), "triangle", "test2", seed, 4)}
+    # NOTE: the same person's snap and whistle another day: other synthesis draws around the taught
+    # ranges (v3 tested whistles at 1.1-3.2 kHz and triangle waves after teaching 1.7-2.3 kHz sines:
+    # a different whistler, not the user).
+    test = {"left": _snap(src, 1200, 3200, (0.02, 0.06), "test", seed, 8),
+            "right": _whistle(src, 1500, 2600, (0.3, 1.0), "sine", "test", seed, 8)}
     noise_talk = [_talk(src, lang, f"noise{k}", seed, 10) for lang in langs["noise"] for k in range(2)]
     dis = _common_distractors(src, seed, langs["test"])
     dis += [("talk", f"{p}/{ln}", _file(src.voice, p, ln)) for p in src.voice_packs()[1::3]
@@ -300,7 +314,7 @@ def snapwhistle_pools(src: Sources, seed: int) -> Pools:
     return Pools(teach, test, noise_talk, dis,
                  {"left": "snap (sox: white noise × sine, highpass, 30-50 ms)",
                   "right": "whistle (sox: sine sweep + tremolo)",
-                  "test": "snaps: highpass 2.5-5 kHz, 15-70 ms; whistles: 1.1-3.2 kHz sine or triangle, 0.25-1 s",
+                  "test": "snaps: highpass 1.2-3.2 kHz, 20-60 ms; whistles: 1.5-2.6 kHz sine, 0.3-1 s",
                   "noise_langs": langs["noise"], "test_langs": langs["test"]})
 
 

@@ -652,15 +652,17 @@ def _result_count(w: Watcher, topic: str) -> int:
 
 
 @pytest.mark.mqtt
-def test_retained_command_is_refused_once_never_run(anon_broker, caplog):
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_retained_command_is_refused_once_never_run(anon_broker, caplog, protocol):
     """`mosquitto_pub -r -t <base>/cmd/examples/delete` deleted the examples at every start: a
-    retained command is refused (one reply, one log line with the fix) and never run."""
+    retained command is refused (one reply, one log line with the fix) and never run; clearing it
+    (an empty retained message) runs nothing either."""
     caplog.set_level("INFO", logger="edge.telemetry.mqtt")
     base = "edge-slider/ret1"
     pub = connect(anon_broker)
     pub.publish(f"{base}/cmd/examples/delete", b'{"label": "noise"}', qos=1, retain=True).wait_for_publish(5)
     control = FakeControl()
-    tel = MqttTelemetry(settings_for(anon_broker), "ret1", control, "t")
+    tel = MqttTelemetry(settings_for(anon_broker, protocol=protocol), "ret1", control, "t")
     w = Watcher(anon_broker, [f"{base}/cmd/result"])
     try:
         tel.start()
@@ -671,6 +673,7 @@ def test_retained_command_is_refused_once_never_run(anon_broker, caplog):
         msg = mqtt.MQTTMessage(topic=f"{base}/cmd/examples/delete".encode())
         msg.payload, msg.retain, msg.qos = b'{"label": "noise"}', True, 1
         tel._on_message(tel._client, None, msg)
+        pub.publish(f"{base}/cmd/examples/delete", b"", qos=1, retain=True)   # the fix the reply suggests
         pub.publish(f"{base}/cmd/threshold", b'{"value": 0.5}', qos=1)   # a live order still works
         w.wait_for(f"{base}/cmd/result", lambda p: p["command"] == "threshold")
         time.sleep(0.3)
@@ -680,8 +683,9 @@ def test_retained_command_is_refused_once_never_run(anon_broker, caplog):
         w.close()
     assert control.calls == [("set_threshold", 0.5)], control.calls
     assert len([p for p in w.on(f"{base}/cmd/result") if p["command"] == "examples/delete"]) == 1
-    lines = [r for r in caplog.records if "retained" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].levelname == "WARNING" and "mosquitto_pub -r -n -t" in lines[0].getMessage()
+    lines = [r for r in caplog.records if "retained" in r.getMessage() and r.levelname == "WARNING"]
+    assert len(lines) == 1 and "mosquitto_pub -r -n -t" in lines[0].getMessage(), lines
+    assert "cleared" in caplog.text
 
 
 class SlowControl(FakeControl):

@@ -332,7 +332,9 @@ class MqttTelemetry:
         client.publish(self.topics.status, messages.status_payload(True), qos=1, retain=True)
         if self._v5:
             # NOTE: no_local: we publish our replies under cmd/ too and must not receive them back.
-            opts = SubscribeOptions(qos=1, noLocal=True)
+            # retain_as_published: a command published with the retain flag keeps it on a live
+            # delivery too, so it is refused now rather than run now and again at every start.
+            opts = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
             client.subscribe([(self.topics.cmd_filter, opts), (self.topics.ha_status, SubscribeOptions(qos=1))])
         else:
             client.subscribe([(self.topics.cmd_filter, 1), (self.topics.ha_status, 1)])
@@ -391,8 +393,9 @@ class MqttTelemetry:
         if name is None:
             return
         response_topic, correlation = self._response_props(msg)
-        if msg.retain:
-            self._refuse_retained(topic, name, bytes(msg.payload), response_topic, correlation)
+        payload = bytes(msg.payload)
+        if msg.retain or (not payload and self._is_clear(topic)):
+            self._refuse_retained(topic, name, payload, response_topic, correlation)
             return
         try:
             self._commands.put_nowait((name, bytes(msg.payload), response_topic, correlation))
@@ -402,9 +405,19 @@ class MqttTelemetry:
             with self._dropped_lock:
                 self._dropped_commands += 1
 
+    def _is_clear(self, topic: str) -> bool:
+        """An empty message on a topic whose retained command we refused is its clearing
+        (``mosquitto_pub -r -n``): MQTT 3.1.1 delivers it without the retain flag, and an empty
+        ``cmd/train`` would otherwise train."""
+        return any(t == topic for t, _ in self._refused_retained)
+
     def _refuse_retained(self, topic: str, name: str, payload: bytes, response_topic: str | None,
                          correlation: bytes | None) -> None:
         """A retained command is a stale order (it would run again at every start): refuse it once."""
+        if not payload:  # an empty retained message deletes the retained one: nothing to run or answer
+            self._refused_retained = {k for k in self._refused_retained if k[0] != topic}
+            log.info("MQTT: retained command on %s cleared", topic[:200])
+            return
         key = (topic, payload)
         if key in self._refused_retained:
             return

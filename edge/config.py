@@ -162,7 +162,8 @@ class TrainSettings:
                                  default=12.0, min=0.0, max=40.0)
     min_examples: int = _doc("Fewest examples per class before training is allowed.", default=10, min=2)
     warp_prob: float = _doc("Share of your sound windows trained re-shaped: frequencies stretched up to ±8 % and the "
-                            "band tilted up to ±6 dB (other voices, another mic or room).", default=0.5, min=0.0,
+                            "band tilted up to ±6 dB (other voices, another mic or room); measured to cost recall at every "
+                            "false-move budget, so off by default.", default=0.0, min=0.0,
                             max=1.0)
     refit_epochs: int = _doc("After validating on held-out holds, train this many more epochs on every example "
                              "(the held-out holds too); 0 = install the validated model.", default=5, min=0, max=1000)

@@ -14,6 +14,14 @@ is louder than ``min_level_db``, and c has an action (the background class never
   *won* fired twice on one whistle (its fading tail looks like a snap's ringing body); with the
   detection gap alone, a model trained with gain jitter still stepped twice on 9 of 50 whistles
   and snaps whose probability wobbled mid-sound while the level stayed up.
+  A class that wins while the refractory time still blocks it uses up the re-arm: that sound is
+  suppressed as a whole. Measured why: 5 of ~78 whistles stepped twice exactly ``refractory_s``
+  apart — a wobble with a level dip re-armed mid-whistle, and the detections that went on acted
+  the moment the refractory time ran out.
+
+The score a decision carries (``Verdict.act_score``) is the best probability among the k-of-n
+detections that made it, never the current hop's (which, in ``continuous`` mode or at the end of
+the refractory time, may be under the threshold or of another class).
 
 Time is the stream time of the window's end, so replays decide exactly as live audio does.
 """
@@ -44,6 +52,8 @@ class Verdict:
     """The class detected this hop (passes threshold and level), if any."""
     act: str | None
     """The class whose action must run now, if any."""
+    act_score: float = 0.0
+    """With ``act``: the best score among the detections of that class in the k-of-n window."""
 
 
 class DecisionPolicy:
@@ -53,7 +63,8 @@ class DecisionPolicy:
         self._acting = np.array([c.action != "none" and not c.background for c in classes])
         self._thresholds = np.full(len(self.labels), settings.threshold, dtype=np.float64)
         self._threshold = settings.threshold
-        self._history: deque[int] = deque()
+        self._history: deque[tuple[int, float]] = deque()
+        """(class detected or -1, its score) for the last n hops."""
         self._counts = [0] * len(self.labels)
         """Detections per class over the last n hops (kept incrementally: this runs every hop)."""
         self._last_action_t = -1e9
@@ -95,9 +106,9 @@ class DecisionPolicy:
         top = int(np.argmax(probs))
         score = float(probs[top])
         hit = (self._acting[top] and score >= self._thresholds[top] and level_db >= self.settings.min_level_db)
-        self._push(top if hit else -1)
+        self._push(top if hit else -1, score)
         winner = self._winner()
-        act = None
+        act, act_score = None, 0.0
         if not self._armed:
             self._peak_db = max(self._peak_db, level_db)
             if any(self._counts):
@@ -113,18 +124,26 @@ class DecisionPolicy:
         elif t - self._last_action_t >= self.settings.refractory_s - 1e-9:
             if self.settings.mode == "continuous" or self._armed:
                 act = self.labels[winner]
+                act_score = max(s for c, s in self._history if c == winner)
                 self._last_action_t = t
-                self._armed = False
-                self._peak_db = level_db
-                self._quiet_since = None
-        return Verdict(self.labels[top], score, self.labels[top] if hit else None, act)
+                self._disarm(level_db)
+        elif self.settings.mode == "per_sound" and self._armed:
+            # A sound that wins inside the refractory time is suppressed as a whole: acting on it
+            # the moment the time runs out stepped twice on one wobbling whistle.
+            self._disarm(level_db)
+        return Verdict(self.labels[top], score, self.labels[top] if hit else None, act, act_score)
 
-    def _push(self, detected: int) -> None:
-        self._history.append(detected)
+    def _disarm(self, level_db: float) -> None:
+        self._armed = False
+        self._peak_db = level_db
+        self._quiet_since = None
+
+    def _push(self, detected: int, score: float) -> None:
+        self._history.append((detected, score))
         if detected >= 0:
             self._counts[detected] += 1
         if len(self._history) > self.settings.smooth_n:
-            old = self._history.popleft()
+            old, _ = self._history.popleft()
             if old >= 0:
                 self._counts[old] -= 1
 

@@ -120,8 +120,18 @@ class Engine:
         try:
             return fut.result(timeout)
         except TimeoutError:
-            raise StateError(f"the device did not answer within {timeout:.0f} s (audio loop busy or stopped)") \
-                from None
+            pass
+        # NOTE: cancel, so a request its sender was told had failed never runs later (poll() skips a
+        # cancelled Future). cancel() fails when the loop took it in the meantime: running or done.
+        if fut.cancel():
+            raise StateError(f"the device did not answer within {timeout:g} s (audio loop busy or stopped); "
+                             "the request was cancelled and will not run") from None
+        if fut.done():
+            return fut.result()
+        log.warning("call %s timed out after %g s but is already running on the audio loop",
+                    getattr(fn, "__name__", fn), timeout)
+        raise StateError(f"the device did not answer within {timeout:g} s: the request is still running "
+                         "and will finish (check the state before repeating it)") from None
 
     def poll(self) -> None:
         """Between blocks on the loop thread: run queued calls, tick the slider."""
@@ -190,7 +200,7 @@ class Engine:
             self.bus.publish(PredictionMade(t, verdict.label, verdict.score,
                                             dict(zip(self.classifier.labels, map(float, probs))), level))
             if verdict.act is not None:
-                self._act(verdict.act, verdict.score, t)
+                self._act(verdict.act, verdict.act_score, t)
 
     def _remember(self, window: np.ndarray, t: float) -> None:
         w = window.copy()

@@ -27,6 +27,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parent.parent
 ACL_EXAMPLE = REPO / "deploy" / "mosquitto" / "acl"
+CONF_EXAMPLE = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+#: Options of the example config that name the install (ports, paths, logging, persistence):
+#: the example_broker fixture replaces them with its own; every other line is used as written.
+LOCAL_OPTIONS = ("listener", "persistence", "persistence_location", "password_file", "acl_file", "log_dest",
+                 "log_type", "cafile", "certfile", "keyfile", "tls_version")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
@@ -34,7 +39,7 @@ MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passw
 USERS = {"dev-a": "pass-a", "dev-b": "pass-b", "admin": "admin-pass"}
 
 __all__ = ["Broker", "Watcher", "USERS", "free_port", "make_dir", "wait_retained", "anon_broker", "auth_broker",
-           "tls_broker", "tls_files", "mosquitto_available"]
+           "tls_broker", "tls_files", "mosquitto_available", "example_broker", "example_conf_lines"]
 
 
 def mosquitto_available() -> bool:
@@ -209,19 +214,50 @@ def anon_broker() -> Iterator[Broker]:
     yield from _broker(["allow_anonymous true"], "mosq-anon-")
 
 
+def _users_and_acl(d: Path) -> tuple[Path, Path]:
+    """A password file for USERS and a copy of deploy/mosquitto/acl, readable by user mosquitto."""
+    pw = d / "passwd"
+    for i, (user, password) in enumerate(USERS.items()):
+        args = [MOSQUITTO_PASSWD, "-b"] + (["-c"] if i == 0 else []) + [str(pw), user, password]
+        subprocess.run(args, check=True, capture_output=True)
+    _readable(pw)
+    return pw, _readable(Path(shutil.copy(ACL_EXAMPLE, d / "acl")))
+
+
 @pytest.fixture(scope="module")
 def auth_broker() -> Iterator[Broker]:
     """Passwords for USERS and deploy/mosquitto/acl, anonymous refused."""
     if not mosquitto_available():
         pytest.fail("mosquitto is not installed: deploy/dev.sh installs it (apt mosquitto)")
     d = make_dir("mosq-auth-")
-    pw = d / "passwd"
-    for i, (user, password) in enumerate(USERS.items()):
-        args = [MOSQUITTO_PASSWD, "-b"] + (["-c"] if i == 0 else []) + [str(pw), user, password]
-        subprocess.run(args, check=True, capture_output=True)
-    _readable(pw)
-    acl = _readable(Path(shutil.copy(ACL_EXAMPLE, d / "acl")))
+    pw, acl = _users_and_acl(d)
     b = Broker(d, ["allow_anonymous false", f"password_file {pw}", f"acl_file {acl}"]).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def example_conf_lines() -> list[str]:
+    """deploy/mosquitto/mosquitto.conf without its comments and its LOCAL_OPTIONS."""
+    lines = []
+    for raw in CONF_EXAMPLE.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and line.split()[0] not in LOCAL_OPTIONS:
+            lines.append(line)
+    return lines
+
+
+@pytest.fixture
+def example_broker() -> Iterator[Broker]:
+    """deploy/mosquitto/mosquitto.conf as shipped (its security options, ACL and user convention),
+    on a free port with this test's password file and no persistence."""
+    if not mosquitto_available():
+        pytest.fail("mosquitto is not installed: deploy/dev.sh installs it (apt mosquitto)")
+    d = make_dir("mosq-example-")
+    pw, acl = _users_and_acl(d)
+    b = Broker(d, [*example_conf_lines(), f"password_file {pw}", f"acl_file {acl}"]).start()
     try:
         yield b
     finally:

@@ -105,3 +105,33 @@ def test_per_sound_rearms_after_a_second_even_without_a_level_drop():
     seq = [LEFT] * 3 + [NOISE] * 50 + [LEFT] * 3
     assert len(run(make(), seq, -30.0)) == 2          # > 1 s without a detection
     assert len(run(make(), [LEFT] * 3 + [NOISE] * 20 + [LEFT] * 3, -30.0)) == 1
+
+
+def test_per_sound_one_whistle_whose_probability_wobbles_steps_once():
+    """Measured: 5 of ~78 whistles stepped twice, exactly refractory_s apart. A wobble (3 unsure
+    hops) where the whistle's level also dips re-armed the policy mid-sound; the detections that
+    went on were then blocked only until the refractory time ran out — and acted right then."""
+    weak = np.array([0.5, 0.2, 0.3], dtype=np.float32)
+    seq = [NOISE] * 3 + [LEFT] * 6 + [weak] * 3 + [LEFT] * 30 + [NOISE] * 3
+    level = [-60.0] * 3 + [-30.0] * 6 + [-42.0] * 3 + [-30.0] * 30 + [-60.0] * 3
+    acts = run(make(refractory_s=0.3), seq, level)
+    assert [i for i, _ in acts] == [4], acts
+    # a second whistle after a real gap still steps (the policy re-arms once the sound is over)
+    seq2 = seq + [NOISE] * 10 + [LEFT] * 6
+    level2 = level + [-60.0] * 10 + [-30.0] * 6
+    assert len(run(make(refractory_s=0.3), seq2, level2)) == 2
+
+
+def test_decision_score_is_the_detections_not_the_current_hops():
+    """A continuous-mode action on a hop whose own top score is 0.617 (under the 0.75 threshold):
+    the score published with the decision is the one of the detections that made it."""
+    weak = np.array([0.617, 0.2, 0.183], dtype=np.float32)
+    strong = np.array([0.8, 0.1, 0.1], dtype=np.float32)
+    policy = make(mode="continuous")
+    verdicts = [policy.update(p, -30.0, i * HOP_S) for i, p in enumerate([NOISE, LEFT, strong, weak])]
+    acted = [v for v in verdicts if v.act]
+    assert [v.act for v in acted] == ["left", "left"]
+    assert verdicts[3].score == pytest.approx(0.617) and verdicts[3].act == "left"
+    for v in acted:
+        assert v.act_score >= 0.75, v
+    assert verdicts[3].act_score == pytest.approx(float(LEFT[0]))  # the best detection in the window

@@ -176,3 +176,71 @@ def test_pressing_the_background_button_soon_after_a_move_marks_it_wrong():
     moved = engine.slider.position
     engine.call(engine._press_collect, "noise", "button")
     assert engine.slider.position == moved and moved != pytest.approx(5.0)
+
+
+def test_a_call_that_timed_out_never_runs_later():
+    """A remote command that gave up waiting for the loop (reply: "did not answer") must not run
+    once the loop comes back: that would obey an order its sender was told had failed."""
+    engine, _ = make_engine(classifier=FakeClassifier())
+    errors = []
+
+    def remote():
+        try:
+            engine.call(engine._position, 9.0, "mqtt", timeout=0.1)
+        except StateError as exc:
+            errors.append(str(exc))
+
+    t = threading.Thread(target=remote)
+    t.start()
+    t.join(5)                      # the loop is "stuck": nobody polls while the caller waits
+    assert errors and "did not answer" in errors[0]
+    engine.poll()                  # the loop is back
+    assert engine.slider.position != 9.0, "a timed-out call ran after its caller had given up"
+
+
+def test_a_timed_out_call_already_running_says_so():
+    engine, _ = make_engine(classifier=FakeClassifier())
+    started, release, errors = threading.Event(), threading.Event(), []
+
+    def slow():
+        started.set()
+        release.wait(5)
+
+    def remote():
+        try:
+            engine.call(slow, timeout=0.2)
+        except StateError as exc:
+            errors.append(str(exc))
+
+    t = threading.Thread(target=remote)
+    t.start()
+    poller = threading.Thread(target=lambda: (engine.adopt_thread(), engine.poll()))
+    poller.start()
+    assert started.wait(5)
+    t.join(5)
+    release.set()
+    poller.join(5)
+    assert errors and "still running" in errors[0], errors
+
+
+class _ScriptedClassifier(FakeClassifier):
+    """Returns the given probabilities hop after hop (then the last one forever)."""
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    def predict(self, window):
+        return np.array(self.script.pop(0) if len(self.script) > 1 else self.script[0], dtype=np.float32)
+
+
+def test_decision_event_carries_the_detections_score():
+    """Measured: a decision event said 0.617 under a 0.75 threshold (the current hop's score)."""
+    noise, strong, weak = [0.02, 0.02, 0.96], [0.96, 0.02, 0.02], [0.617, 0.2, 0.183]
+    clf = _ScriptedClassifier([noise] * 5 + [strong, strong, weak, weak] + [noise] * 500)
+    engine, events = make_engine(classifier=clf, listen={"mode": "continuous", "refractory_s": 0.0})
+    engine.set_listening(True)
+    feed(engine, synth.render("whistle:0.5, gap:1.0", seed=3)[0])
+    from edge.events import DecisionMade
+    decisions = [e for e in events if isinstance(e, DecisionMade)]
+    assert len(decisions) >= 2
+    assert all(d.score >= 0.75 for d in decisions), [d.score for d in decisions]

@@ -73,6 +73,13 @@ def _bool(cmd: str, key: str, value: Any) -> bool:
 def _text(cmd: str, key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise CommandError(f"{cmd}: field '{key}' must be a non-empty string, got {_show(value)}")
+    try:
+        # NOTE: JSON may escape a lone surrogate ("\udc80"): a str Python holds, but no text SQLite
+        # (or a UTF-8 reply) can carry. Refuse it here rather than fail deep in the store.
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CommandError(f"{cmd}: field '{key}' is not valid text: lone surrogate {_show(value[exc.start])} "
+                           f"at character {exc.start}; send UTF-8 text") from None
     return value
 
 

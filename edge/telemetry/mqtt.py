@@ -12,9 +12,20 @@ Threads, and why:
   for the audio loop) never stalls paho's keepalive.
 
 The outgoing queue holds ``queue_size`` messages while the broker is away; when full the oldest
-*prediction* is dropped first; events and command replies are kept as long as there is any
-prediction left to drop. The state is not queued at all: it is a "dirty" flag, so it is never
-lost and never sent twice in a row for one burst of changes.
+*prediction* is dropped first, then the oldest event. Command replies are never dropped: the
+command worker waits for room before it runs the next command, so a flood backs up into the
+bounded command queue, and what does not fit there is counted and answered by ONE
+``{"command": "overloaded", "dropped": N}`` reply — every command gets its reply or is counted.
+The state is not queued at all: it is a "dirty" flag, so it is never lost and never sent twice
+in a row for one burst of changes.
+
+Stale orders: a *retained* ``cmd/*`` message is refused, never run (a command is an order for now;
+a retained one would run again at every start and reconnect). One reply and one log line per
+retained message say so and how to clear it.
+
+Client-id takeover: the broker keeps one connection per client id and drops the older one, so two
+clients with one id knock each other off every second or so. Repeated disconnects within seconds
+of connecting are reported once, with the fix, instead of a "connection lost" line every second.
 """
 
 from __future__ import annotations
@@ -51,7 +62,19 @@ RECONNECT_MAX_S = 4
 """Capped low on purpose: a device must be back within 5 s of its broker's return (a 30 s cap
 measured 15.7 s after a 45 s outage); one TCP connect every 4 s is nothing for a broker."""
 COMMAND_QUEUE = 32
-"""Commands waiting for the worker; more are refused with a 'busy' reply (a flood cannot grow memory)."""
+"""Commands waiting for the worker; more are dropped and counted in one 'overloaded' reply (a flood
+cannot grow memory, nor the replies to it)."""
+OVERLOAD_REPORT_S = 1.0
+"""During a flood, dropped commands are reported at most this often (one reply for many)."""
+REPLY_ROOM_WAIT_S = 10.0
+"""The command worker waits this long at most for room in the outgoing queue before it runs the
+next command (its reply must not push out another one)."""
+TAKEOVER_WINDOW_S = 5.0
+TAKEOVER_DROPS = 3
+"""This many disconnects in a row, each within TAKEOVER_WINDOW_S of its connect: another client
+uses our client id (measured: a takeover fight drops each side 1-2 s after it connects)."""
+STABLE_S = 60.0
+"""A connection that lasted this long ends a takeover episode: a later one is reported again."""
 STOP_FLUSH_S = 2.0
 """stop(): how long to wait for the queue and the retained 'offline' to reach the broker."""
 
@@ -117,51 +140,60 @@ class Outgoing:
 
 
 class OutQueue:
-    """Bounded FIFO that sheds predictions first. All operations O(1).
+    """Bounded FIFO that sheds predictions first, then events, never replies. All operations O(1).
 
-    Two deques (predictions, everything else) tagged with a sequence number, merged in order on
-    the way out, so dropping "the oldest prediction" never has to search.
+    Three deques (predictions, events, replies) tagged with a sequence number, merged in order on
+    the way out, so dropping "the oldest prediction" never has to search. Replies may take the
+    queue over ``size``: their producer (the command worker) waits for :meth:`has_room` first,
+    so they stay bounded by one command's reply beyond it.
     """
 
     def __init__(self, size: int):
         self.size = size
         self._preds: deque[tuple[int, Outgoing]] = deque()
-        self._others: deque[tuple[int, Outgoing]] = deque()
+        self._events: deque[tuple[int, Outgoing]] = deque()
+        self._replies: deque[tuple[int, Outgoing]] = deque()
         self._seq = itertools.count()
         self._lock = threading.Lock()
         self.dropped_predictions = 0
         self.dropped_other = 0
 
     def __len__(self) -> int:
-        return len(self._preds) + len(self._others)
+        return len(self._preds) + len(self._events) + len(self._replies)
 
-    def put(self, item: Outgoing, prediction: bool = False) -> None:
+    def has_room(self) -> bool:
+        return len(self) < self.size
+
+    def put(self, item: Outgoing, prediction: bool = False, reply: bool = False) -> None:
         with self._lock:
-            if len(self._preds) + len(self._others) >= self.size:
+            if len(self) >= self.size:
                 if self._preds:
                     self._preds.popleft()
                     self.dropped_predictions += 1
                 elif prediction:
                     self.dropped_predictions += 1
                     return
-                else:
-                    # Only events left and still full: the oldest event is the least useful one.
-                    self._others.popleft()
+                elif self._events:
+                    # No prediction left: the oldest event is the least useful message.
+                    self._events.popleft()
                     self.dropped_other += 1
-            (self._preds if prediction else self._others).append((next(self._seq), item))
+                elif not reply:
+                    self.dropped_other += 1
+                    return
+            target = self._preds if prediction else self._replies if reply else self._events
+            target.append((next(self._seq), item))
 
     def get(self) -> Outgoing | None:
         with self._lock:
-            if self._preds and (not self._others or self._preds[0][0] < self._others[0][0]):
-                return self._preds.popleft()[1]
-            if self._others:
-                return self._others.popleft()[1]
-            return None
+            heads = [q for q in (self._preds, self._events, self._replies) if q]
+            if not heads:
+                return None
+            return min(heads, key=lambda q: q[0][0]).popleft()[1]
 
     def push_front(self, item: Outgoing) -> None:
-        """Put back a message paho could not take (connection lost mid-drain)."""
+        """Put back a message paho could not take (queue full, connection lost mid-drain)."""
         with self._lock:
-            self._others.appendleft((-1, item))
+            self._replies.appendleft((-1, item))
 
 
 # ---------------------------------------------------------------------- the client
@@ -181,6 +213,14 @@ class MqttTelemetry:
         self._v5 = settings.protocol == "5"
         self.out = OutQueue(settings.queue_size)
         self._commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE)
+        self._dropped_commands = 0
+        """Commands that found the command queue full since the last 'overloaded' reply."""
+        self._dropped_lock = threading.Lock()
+        self._dropped_reported_at = 0.0
+        self._refused_retained: set[tuple[str, bytes]] = set()
+        """Retained commands already refused (the broker hands them over at every subscription)."""
+        self._quick_drops = 0
+        self._takeover_warned = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -292,7 +332,9 @@ class MqttTelemetry:
         client.publish(self.topics.status, messages.status_payload(True), qos=1, retain=True)
         if self._v5:
             # NOTE: no_local: we publish our replies under cmd/ too and must not receive them back.
-            opts = SubscribeOptions(qos=1, noLocal=True)
+            # retain_as_published: a command published with the retain flag keeps it on a live
+            # delivery too, so it is refused now rather than run now and again at every start.
+            opts = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
             client.subscribe([(self.topics.cmd_filter, opts), (self.topics.ha_status, SubscribeOptions(qos=1))])
         else:
             client.subscribe([(self.topics.cmd_filter, 1), (self.topics.ha_status, 1)])
@@ -305,9 +347,30 @@ class MqttTelemetry:
                        properties: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was and not self._stopping.is_set():
-            log.warning("MQTT: connection lost (%s); reconnecting with backoff %d..%d s", reason_code,
-                        RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if not was or self._stopping.is_set():
+            return
+        quiet = self._count_quick_drop()
+        log.log(logging.DEBUG if quiet else logging.WARNING,
+                "MQTT: connection lost (%s); reconnecting with backoff %d..%d s", reason_code,
+                RECONNECT_MIN_S, RECONNECT_MAX_S)
+
+    def _count_quick_drop(self) -> bool:
+        """Track disconnects soon after connecting; warn once about a client-id takeover.
+
+        Returns True while a takeover episode is on (the per-disconnect warning is then noise)."""
+        up = time.monotonic() - self.last_connect_at if self.last_connect_at is not None else float("inf")
+        if up >= STABLE_S:
+            self._takeover_warned = False
+        self._quick_drops = self._quick_drops + 1 if up < TAKEOVER_WINDOW_S else 0
+        if self._quick_drops >= TAKEOVER_DROPS and not self._takeover_warned:
+            self._takeover_warned = True
+            log.warning("MQTT: another client is using client id %s: the broker drops the older of two "
+                        "connections with one id, so they keep knocking each other off (%d disconnects, each "
+                        "within %.0f s of connecting). Give every device its own device.id / mqtt.client_id, "
+                        "check the daemon is not running twice, and on the broker set use_username_as_clientid "
+                        "true with one user per device (deploy/mosquitto/README.md)", self.client_id,
+                        self._quick_drops, TAKEOVER_WINDOW_S)
+        return self._takeover_warned and self._quick_drops > 0
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # NOTE: say it once at WARNING (a user wonders why nothing shows up), then quietly retry.
@@ -330,11 +393,43 @@ class MqttTelemetry:
         if name is None:
             return
         response_topic, correlation = self._response_props(msg)
+        payload = bytes(msg.payload)
+        if msg.retain or (not payload and self._is_clear(topic)):
+            self._refuse_retained(topic, name, payload, response_topic, correlation)
+            return
         try:
             self._commands.put_nowait((name, bytes(msg.payload), response_topic, correlation))
         except queue.Full:
-            reply = messages.result_payload(name[:100], False, error="busy: too many commands queued, try again")
-            self._reply(reply, response_topic, correlation)
+            # NOTE: no reply each: 1,000 "busy" replies would overflow the outgoing queue in turn.
+            # The worker answers once for all of them (see _report_dropped).
+            with self._dropped_lock:
+                self._dropped_commands += 1
+
+    def _is_clear(self, topic: str) -> bool:
+        """An empty message on a topic whose retained command we refused is its clearing
+        (``mosquitto_pub -r -n``): MQTT 3.1.1 delivers it without the retain flag, and an empty
+        ``cmd/train`` would otherwise train."""
+        return any(t == topic for t, _ in self._refused_retained)
+
+    def _refuse_retained(self, topic: str, name: str, payload: bytes, response_topic: str | None,
+                         correlation: bytes | None) -> None:
+        """A retained command is a stale order (it would run again at every start): refuse it once."""
+        if not payload:  # an empty retained message deletes the retained one: nothing to run or answer
+            self._refused_retained = {k for k in self._refused_retained if k[0] != topic}
+            log.info("MQTT: retained command on %s cleared", topic[:200])
+            return
+        key = (topic, payload)
+        if key in self._refused_retained:
+            return
+        if len(self._refused_retained) < COMMAND_QUEUE * 8:  # bounded: a flood of retained topics
+            self._refused_retained.add(key)
+        shown = topic if len(topic) <= 200 else topic[:197] + "..."
+        error = (f"refused: a retained command is not run (it would run again at every start). "
+                 f"Send commands without -r/retain; clear this one with: mosquitto_pub -r -n -t {shown}")
+        log.warning("MQTT: retained command on %s refused, not run: commands are orders for now, a retained "
+                    "one would repeat at every start and reconnect. Clear it with: mosquitto_pub -r -n -t %s "
+                    "(plus your -h/-u/-P options)", shown, shown)
+        self._reply(messages.result_payload(name[:100], False, error=error), response_topic, correlation)
 
     def _response_props(self, msg: mqtt.MQTTMessage) -> tuple[str | None, bytes | None]:
         props = getattr(msg, "properties", None)
@@ -347,40 +442,69 @@ class MqttTelemetry:
     # ------------------------------------------------------------------ commands (worker thread)
     def _command_worker(self) -> None:
         while not self._stopping.is_set():
+            self._wait_for_reply_room()
             try:
                 item = self._commands.get(timeout=0.2)
             except queue.Empty:
+                self._report_dropped()
                 continue
             name, payload, response_topic, correlation = item
             reply = commands.handle(name, payload, self.control, self.settings.max_payload_bytes)
             log.info("MQTT command %s: %s", reply["command"], "ok" if reply["ok"] else reply["error"])
             self._reply(reply, response_topic, correlation)
+            # NOTE: one 'overloaded' reply per burst (when it is over), at most one a second in a flood
+            if self._commands.empty() or time.monotonic() - self._dropped_reported_at >= OVERLOAD_REPORT_S:
+                self._report_dropped()
+
+    def _wait_for_reply_room(self) -> None:
+        """Back-pressure: the next command runs only when its reply has room to wait in."""
+        deadline = time.monotonic() + REPLY_ROOM_WAIT_S
+        while not self.out.has_room() and not self._stopping.is_set() and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.01)
+
+    def _report_dropped(self) -> None:
+        """One reply for every command the full command queue had to drop since the last one."""
+        with self._dropped_lock:
+            n, self._dropped_commands = self._dropped_commands, 0
+        if n == 0:
+            return
+        self._dropped_reported_at = time.monotonic()
+        log.warning("MQTT: overloaded: %d commands dropped unanswered (more than %d waiting)", n, COMMAND_QUEUE)
+        reply = messages.result_payload("overloaded", False, error=f"overloaded: {n} commands dropped unanswered "
+                                        f"(more than {COMMAND_QUEUE} waiting); send fewer at a time")
+        reply["dropped"] = n
+        self._reply(reply, None, None)
 
     def _reply(self, reply: dict[str, Any], response_topic: str | None, correlation: bytes | None) -> None:
         payload = messages.dumps(reply)
-        self.out.put(Outgoing(self.topics.cmd_result, payload))
+        self.out.put(Outgoing(self.topics.cmd_result, payload), reply=True)
         if response_topic:
             props = Properties(PacketTypes.PUBLISH)
             if correlation is not None:
                 props.CorrelationData = correlation
-            self.out.put(Outgoing(response_topic, payload, properties=props))
+            self.out.put(Outgoing(response_topic, payload, properties=props), reply=True)
         self._wake.set()
 
     # ------------------------------------------------------------------ publishing (publisher thread)
     def _publisher(self) -> None:
+        stalled = False
         while not self._stopping.is_set():
             timeout = max(0.05, self._next_state - time.monotonic()) if self._connected.is_set() else 0.5
-            self._wake.wait(timeout)
+            # NOTE: paho's own queue full (max_queued_messages): retry soon, not at the next event.
+            self._wake.wait(0.02 if stalled else timeout)
             self._wake.clear()
+            stalled = False
             if not self._connected.is_set() or self._client is None:
                 continue
             try:
-                self._publish_due()
+                stalled = self._publish_due()
             except Exception:  # noqa: BLE001 - the publisher must survive a bad snapshot or payload
                 log.exception("MQTT: publishing failed")
                 time.sleep(0.5)
 
-    def _publish_due(self) -> None:
+    def _publish_due(self) -> bool:
+        """Publish what is due; True when paho could not take a message (try again soon)."""
         if self._discovery_due and self.settings.discovery:
             self._discovery_due = False
             self._publish_discovery()
@@ -396,7 +520,8 @@ class MqttTelemetry:
             if not self._send(item):
                 if item.qos > 0:
                     self.out.push_front(item)
-                break
+                return True
+        return False
 
     def _publish_discovery(self) -> None:
         labels = tuple(self.control.labels)

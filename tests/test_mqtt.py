@@ -85,6 +85,9 @@ class FakeControl:
     def rollback_model(self):
         return self._rec("rollback_model")
 
+    def false_move(self, source="mqtt"):
+        return self._rec("false_move", source)
+
     def snapshot(self):
         return {"mode": "idle", "collecting": None, "labels": {lb: 0 for lb in LABELS},
                 "model": {"version": None, "val_accuracy": None, "runtime": None}, "position": 5.0,
@@ -256,7 +259,7 @@ def test_valid_commands_dispatch():
              ("train", {}, ("train",)), ("listen", {"on": False}, ("set_listening", False)),
              ("position", {"value": 10}, ("set_position", 10.0)), ("threshold", {"value": 0}, ("set_threshold", 0.0)),
              ("examples/delete", {"session": "s1"}, ("delete_examples", None, "s1")),
-             ("model/rollback", {}, ("rollback_model",))]
+             ("model/rollback", {}, ("rollback_model",)), ("false_move", {}, ("false_move", "mqtt"))]
     for name, args, call in cases:
         reply = commands.handle(name, json.dumps(args).encode(), control, 4096)
         assert reply["ok"] is True and control.calls[-1] == call, (name, reply)

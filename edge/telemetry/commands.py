@@ -13,6 +13,7 @@ Commands (payload is a JSON object; an empty payload means ``{}``)::
     threshold        {"value": 0..1}
     examples/delete  {"label": L}  or  {"session": ID}
     model/rollback   {}
+    false_move       {}          "that was wrong": undo the last move, keep its sound as background
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ def _rollback(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:
     return control.rollback_model()
 
 
+def _false_move(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:
+    return control.false_move("mqtt")
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
@@ -160,6 +165,7 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     CommandSpec("threshold", frozenset({"value"}), _threshold, {"value": 0.75}),
     CommandSpec("examples/delete", frozenset({"label", "session"}), _delete, {"label": "left"}),
     CommandSpec("model/rollback", frozenset(), _rollback),
+    CommandSpec("false_move", frozenset(), _false_move),
 )}
 
 

@@ -244,3 +244,16 @@ def test_decision_event_carries_the_detections_score():
     decisions = [e for e in events if isinstance(e, DecisionMade)]
     assert len(decisions) >= 2
     assert all(d.score >= 0.75 for d in decisions), [d.score for d in decisions]
+
+
+def test_a_model_brings_its_calibrated_thresholds_and_a_manual_threshold_overrides_them():
+    class Calibrated(FakeClassifier):
+        metadata = {"decision": {"thresholds": {"left": 0.97, "right": 0.6}}}
+
+    engine, _ = make_engine(Calibrated())
+    assert engine.policy.thresholds == {"left": 0.97, "right": 0.6}
+    assert engine.snapshot()["thresholds"] == {"left": 0.97, "right": 0.6}
+    engine.set_threshold(0.8)
+    assert engine.policy.thresholds == {"left": 0.8, "right": 0.8}
+    engine2, _ = make_engine(Calibrated(), listen={"calibrated": False})
+    assert engine2.policy.thresholds == {"left": 0.75, "right": 0.75}

@@ -13,9 +13,9 @@ measured on sounds the model did not see.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,34 +59,33 @@ class Bank:
         return np.flatnonzero(np.diff(self.clip_of_start, prepend=-1) != 0)
 
 
-@lru_cache(maxsize=2)
-def _load(path: str) -> tuple[np.ndarray, np.ndarray, float, float]:
-    with np.load(path) as z:
-        frames = z["frames"]
-        starts = z["clip_start"].astype(np.int64)
-    import json
-    meta_path = Path(path).with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    return frames, starts, float(meta.get("q_offset_db", 128.0)), float(meta.get("nominal_db", -30.0))
+def load_banks(path: str | Path | None = None) -> tuple[Bank, Bank] | None:
+    """The shipped bank's (training, calibration) parts; None (and a warning) if it is missing.
 
-
-def load_bank(part: str = "train", path: str | Path | None = None) -> Bank | None:
-    """The shipped bank's ``train`` or ``calibration`` part; None (and a warning) if it is missing."""
+    NOTE: read per training (~50 ms) and dropped after it: the daemon should not carry ~10 MB of
+    frames between trainings."""
     path = Path(path or BANK_PATH)
     if not path.is_file():
         log.warning("background bank %s missing: training without it (more false moves on untaught sounds)", path)
         return None
-    frames, clip_start, q_offset, nominal = _load(str(path))
+    with np.load(path) as z:
+        frames = z["frames"]
+        clip_start = z["clip_start"].astype(np.int64)
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    q_offset, nominal = float(meta.get("q_offset_db", 128.0)), float(meta.get("nominal_db", -30.0))
     ends = np.append(clip_start[1:], frames.shape[0])
-    keep_calib = part == "calibration"
-    starts, clips = [], []
+    parts: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}
     for ci, (a, b) in enumerate(zip(clip_start, ends)):
-        if (ci % CALIB_EVERY == 0) != keep_calib or b - a < NUM_FRAMES:
+        if b - a < NUM_FRAMES:
             continue
+        starts, clips = parts[ci % CALIB_EVERY == 0]
         s = np.arange(a, b - NUM_FRAMES + 1, dtype=np.int64)
         starts.append(s)
         clips.append(np.full(s.shape, ci, np.int32))
-    return Bank(frames, np.concatenate(starts), np.concatenate(clips), q_offset, nominal)
+    train, calib = (Bank(frames, np.concatenate(parts[k][0]), np.concatenate(parts[k][1]), q_offset, nominal)
+                    for k in (False, True))
+    return train, calib
 
 
 _LUT_STEP = 0.05

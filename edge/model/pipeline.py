@@ -13,7 +13,7 @@ from edge import __version__
 from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
 from edge.model import calibrate
 from edge.model import network as net
-from edge.model.bank import load_bank
+from edge.model.bank import load_banks
 from edge.model.calibrate import Calibration
 from edge.model.classifier import FORMAT, FORMAT_VERSION
 from edge.model.quantize import quantize, simulate
@@ -103,10 +103,12 @@ def build_model(config: Config, x: np.ndarray, y: np.ndarray, labels: tuple[str,
     # NOTE: imported here: the schema package costs ~3 MB of RSS, needed only while exporting.
     from edge.model.tflite_writer import write_model
     background = labels.index(config.background_label) if config.background_label in labels else None
-    bank = load_bank("train") if recipe.bank_ratio > 0 and background is not None else None
+    banks = load_banks() if config.train.bank and background is not None else None
+    bank, calib_bank = banks if banks is not None else (None, None)
     result = train(x, y, labels, recipe, progress=progress, should_stop=should_stop, groups=groups,
-                   bank=bank, background=background)
-    calibration, heldout = _report(config, result, x, y, labels, background)
+                   bank=bank if recipe.bank_ratio > 0 else None, background=background)
+    calibration, heldout = _report(config, result, x, y, labels, background, calib_bank)
+    del bank, calib_bank, banks
     qm = quantize(result.params, x)
     xn = net.normalize(x[:2000])
     agreement = float(np.mean(simulate(qm, xn).argmax(1) == net.forward(result.params, xn).argmax(1)))
@@ -115,7 +117,7 @@ def build_model(config: Config, x: np.ndarray, y: np.ndarray, labels: tuple[str,
 
 
 def _report(config: Config, result: TrainResult, x: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
-            background: int | None) -> tuple[Calibration | None, dict | None]:
+            background: int | None, bank=None) -> tuple[Calibration | None, dict | None]:
     """Held-out confusion, and thresholds for the false-move budget on negatives never trained on."""
     va = result.val_index if result.val_index is not None else np.zeros(0, np.int64)
     heldout = None
@@ -129,7 +131,6 @@ def _report(config: Config, result: TrainResult, x: np.ndarray, y: np.ndarray, l
     # NOTE: the held-out background holds are negatives the validated model never heard; the installed
     # (refit) model has, so only the bank's calibration clips, never trained on, judge its thresholds.
     extra = [x[va][y[va] == background]] if va.size and result.validated is None else []
-    bank = load_bank("calibration") if config.train.bank else None
     negatives = calibrate.negative_streams(bank, room, extra)
     held = {lb: x[va][y[va] == i] for i, lb in enumerate(labels)} if va.size else {}
     cal = calibrate.calibrate(result.params, labels, acting, config.listen, config.frontend.hop, negatives, held,

@@ -1,0 +1,97 @@
+"""The shipped background bank and what training does with it."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from edge.audio import synth
+from edge.audio.spectrogram import frames_db, window_levels_db, windows_from_frames
+from edge.collect import gate_windows
+from edge.config import Config
+from edge.model import calibrate
+from edge.model import network as net
+from edge.model.bank import BANK_PATH, levels_db, load_banks, power_add_db
+from edge.model.train import Recipe, split_by_group, train
+
+
+def test_shipped_bank_matches_its_manifest_and_fits_the_wheel():
+    manifest = json.loads(BANK_PATH.with_suffix(".json").read_text())
+    with np.load(BANK_PATH) as z:
+        frames = z["frames"]
+    assert frames.dtype == np.uint8 and frames.shape == (manifest["frames"], 232)
+    assert hashlib.sha256(frames.tobytes()).hexdigest() == manifest["sha256"]
+    assert BANK_PATH.stat().st_size <= 20e6
+    names = {s["name"] for s in manifest["sources"]}
+    assert {"speech", "speech_tts", "instruments", "music_fx"} <= names
+    # nothing reserved for held-out testing went in
+    used = " ".join(f for s in manifest["sources"] for f in s["files"])
+    for reserved in ("sounds/alsa", "freedesktop", "hydrogen", "sound-icons", "frozen-bubble", "pingus",
+                     "lbreakout", "espeak-ng:en"):
+        assert reserved not in used
+
+
+def test_training_and_calibration_parts_share_no_clip():
+    tr, cal = load_banks()
+    assert len(tr) > 3 * len(cal) * 0.8 and len(cal) > 5000
+    assert not set(np.unique(tr.clip_of_start)) & set(np.unique(cal.clip_of_start))
+    w = tr.sample(np.random.default_rng(0), 8)
+    assert w.shape == (8, 3, 232) and -130 < w.min() and w.max() < 0
+
+
+def test_power_add_is_the_sum_of_powers():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(-140, 0, 5000).astype(np.float32), rng.uniform(-140, 0, 5000).astype(np.float32)
+    exact = 10 * np.log10(10 ** (a / 10.0) + 10 ** (b / 10.0))
+    assert np.abs(power_add_db(a, b) - exact).max() < 0.03
+    w = rng.uniform(-100, -20, (4, 3, 232)).astype(np.float32)
+    assert np.allclose(levels_db(w), window_levels_db(w), atol=1e-3)
+
+
+def test_validation_holds_out_whole_holds():
+    y = np.array([0] * 30 + [1] * 30)
+    groups = np.array([f"a{i // 10}" for i in range(30)] + [f"b{i // 10}" for i in range(30)], dtype=object)
+    tr, va = split_by_group(y, groups, 0.34, np.random.default_rng(0))
+    assert not set(groups[tr]) & set(groups[va])
+    assert {g[0] for g in groups[va]} == {"a", "b"} and len(va) == 20
+
+
+def _synthetic_room():
+    """Snaps = class 0, whistles = class 1, quiet + babble = class 2, as windows."""
+    xs, ys = [], []
+    for label, script in ((0, "gap:0.3, snap, gap:0.3, snap, gap:0.3, snap, gap:0.3, snap"),
+                          (1, "gap:0.3, whistle, gap:0.3, whistle"), (2, "gap:1, babble:3, gap:1")):
+        w = windows_from_frames(frames_db(synth.render(script, seed=label)[0]))
+        if label < 2:
+            w = gate_windows(Config().collect, "x", True, w).sound     # what a hold keeps
+        xs.append(w)
+        ys += [label] * len(w)
+    return np.concatenate(xs), np.array(ys)
+
+
+def test_the_bank_lowers_false_moves_on_sounds_nobody_taught():
+    """Trained on a synthetic room only, the model takes real talk and music for the taught sounds;
+    the same training with the bank mixed in moves far less on the bank's *calibration* clips (never
+    trained on)."""
+    x, y = _synthetic_room()
+    labels = ("left", "right", "noise")
+    tr, cal = load_banks()
+    streams = calibrate.negative_streams(cal, x[y == 2], [])
+    listen = Config().listen
+
+    def false_per_min(params):
+        n = 0
+        for s in streams:
+            p, lv = calibrate.predict(params, s), window_levels_db(s)
+            n += sum(calibrate.moves(p, lv, c, 0.75, 2, 3, -100, 1024 / 44100) for c in (0, 1))
+        return n / (sum(len(s) for s in streams) * 1024 / 44100 / 60)
+
+    recipe = Recipe(epochs=8, seed=3, min_examples=5)
+    plain = train(x, y, labels, recipe)
+    banked = train(x, y, labels, Recipe(epochs=8, seed=3, min_examples=5, bank_ratio=1.0), bank=tr, background=2)
+    before, after = false_per_min(plain.params), false_per_min(banked.params)
+    assert after < 0.5 * before, (before, after)
+    # and it still knows its own sounds
+    acc = np.mean(net.forward(banked.params, net.normalize(x)).argmax(1) == y)
+    assert acc > 0.9

@@ -1,0 +1,82 @@
+"""Post-training calibration: thresholds for a false-move budget, counted as the policy acts."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edge.config import Config
+from edge.decision import DecisionPolicy
+from edge.model import calibrate
+
+HOP_S = 1024 / 44100
+
+
+def _stream(rng, n=4000):
+    """Mostly noise, with bursts where class 0 (or 1) wins with a random score."""
+    probs = np.tile([0.02, 0.02, 0.96], (n, 1)).astype(np.float32)
+    for start in rng.choice(n - 10, size=60, replace=False):
+        c = int(rng.integers(0, 2))
+        length = int(rng.integers(1, 6))
+        s = rng.uniform(0.5, 1.0)
+        probs[start:start + length] = 0.0
+        probs[start:start + length, c] = s
+        probs[start:start + length, 2] = 1 - s
+    return probs
+
+
+def test_vectorised_move_count_agrees_with_the_real_policy():
+    cfg = Config()
+    rng = np.random.default_rng(0)
+    probs = _stream(rng)
+    levels = np.full(len(probs), -40.0)
+    for th in (0.6, 0.8, 0.95):
+        policy = DecisionPolicy(dataclasses.replace(cfg.listen, threshold=th, mode="continuous"), cfg.classes)
+        real = [0, 0]
+        for i, p in enumerate(probs):
+            v = policy.update(p, levels[i], i * HOP_S)
+            if v.act is not None:
+                real[cfg.labels.index(v.act)] += 1
+        est = [calibrate.moves(probs, levels, c, th, 2, 3, -100.0, HOP_S) for c in (0, 1)]
+        # bursts closer than MERGE_S count once in the estimate; the policy's refractory time 0.3 s
+        for r, e in zip(real, est):
+            assert abs(r - e) <= max(2, 0.1 * r), (th, real, est)
+
+
+def test_thresholds_meet_the_budget_with_the_lowest_threshold_that_does():
+    cfg = Config()
+    rng = np.random.default_rng(1)
+
+    class Params:      # a stand-in: calibrate only needs predict()
+        num_classes = 3
+
+    probs = _stream(rng, 20000)
+    negatives = [np.zeros((len(probs), 3, 232), np.float32) - 40]
+    orig = calibrate.predict
+    calibrate.predict = lambda params, x: probs if len(x) == len(probs) else np.tile([0.9995, 0.0003, 0.0002], (len(x), 1))
+    try:
+        cal = calibrate.calibrate(Params(), cfg.labels, [True, True, False], cfg.listen, 1024, negatives,
+                                  {"left": np.zeros((5, 3, 232), np.float32)})
+    finally:
+        calibrate.predict = orig
+    minutes = len(probs) * HOP_S / 60
+    for c, lb in enumerate(("left", "right")):
+        t = cal.thresholds[lb]
+        rate = calibrate.moves(probs, np.full(len(probs), -40.0), c, t, 2, 3, -100, HOP_S) / minutes
+        assert rate <= cfg.listen.max_false_per_min / 2 + 1e-9
+        lower = calibrate.GRID[calibrate.GRID < t]
+        if lower.size:   # the next lower threshold would break the budget
+            worse = calibrate.moves(probs, np.full(len(probs), -40.0), c, lower[-1], 2, 3, -100, HOP_S) / minutes
+            assert worse > cfg.listen.max_false_per_min / 2
+    assert cal.heldout_recall["left"] == 1.0 and cal.heldout_recall["right"] is None
+    assert cal.reached and cal.negative_minutes == pytest.approx(minutes)
+
+
+def test_without_negatives_thresholds_never_go_below_the_configured_one():
+    cfg = Config()
+
+    class Params:
+        num_classes = 3
+
+    cal = calibrate.calibrate(Params(), cfg.labels, [True, True, False], cfg.listen, 1024, [], {})
+    assert min(cal.thresholds.values()) >= cfg.listen.threshold

@@ -344,7 +344,9 @@ class Engine:
                 self._install(classifier)
                 val = getattr(outcome, "val_accuracy", None)
                 self.bus.publish(ModelChanged(getattr(classifier, "version", None), tuple(classifier.labels), val))
-                self.bus.publish(TrainingFinished(True, getattr(classifier, "version", None), val, seconds))
+                cal = getattr(outcome, "calibration", None)
+                self.bus.publish(TrainingFinished(True, getattr(classifier, "version", None), val, seconds,
+                                                  report=cal.to_dict() if cal is not None else None))
                 log.info("training done in %.2f s: model v%s installed", seconds, getattr(classifier, "version", "?"))
         if error is not None:
             self.bus.publish(TrainingFinished(False, None, None, seconds, str(error)))
@@ -523,6 +525,7 @@ class Engine:
             "labels": {lb: counts.get(lb, 0) for lb in self.config.labels},
             "model": {"version": getattr(clf, "version", None) if clf else None,
                       "val_accuracy": metrics.get("val_accuracy") if isinstance(metrics, dict) else None,
+                      "false_per_min_estimate": _estimate(meta),
                       "runtime": getattr(clf, "runtime", None) if clf else None},
             "position": round(self.slider.position, 3),
             "threshold": self.policy.threshold,
@@ -548,6 +551,13 @@ class Engine:
             self._finish_collection_here()
         if self._train_thread is not None:
             self._train_thread.join(timeout=5.0)
+
+
+def _estimate(meta: Any) -> float | None:
+    """The model's calibrated false moves per minute (None for a model trained without calibration)."""
+    decision = meta.get("decision") if isinstance(meta, dict) else None
+    value = decision.get("estimated_false_per_min") if isinstance(decision, dict) else None
+    return value if isinstance(value, (int, float)) else None
 
 
 def _finite(x: float) -> float | None:

@@ -138,6 +138,9 @@ class TrainingFinished(Event):
     val_accuracy: float | None
     seconds: float
     error: str | None = None
+    report: dict | None = None
+    """The post-training report: per-class thresholds, estimated false moves per minute on sounds
+    never trained on, the share of held-out holds detected (see edge.model.calibrate)."""
 
 
 @dataclass(frozen=True)

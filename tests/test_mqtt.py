@@ -431,10 +431,14 @@ def test_round_trip_teach_and_listen_over_mqtt(tmp_path, anon_broker):
         assert r["ok"] and r["result"]["started"] is True
         wait_training(service)
         progress = w.wait_for(f"{base}/training", lambda p: p["kind"] == "training_progress")
-        assert progress["epochs"] == config.train.epochs
+        assert progress["epochs"] == config.train.epochs + config.train.refit_epochs  # validated, then refit
         done = w.wait_for(f"{base}/training", lambda p: p["kind"] == "training_finished")
         assert done["ok"] is True and done["version"] == 1
+        report = done["report"]      # the post-training report reaches MQTT (and HA's sensor through state)
+        assert set(report["thresholds"]) == {"left", "right"} and report["max_false_per_min"] == 0.5
         state = w.wait_for(f"{base}/state", lambda p: p["model"]["version"] == 1 and p["mode"] == "listening")
+        assert state["model"]["false_per_min_estimate"] == report["estimated_false_per_min"]
+        assert set(state["thresholds"]) == {"left", "right"}
 
         assert command(service, c, w, "listen", {"on": False})["result"] == {"listening": False}
         w.wait_for(f"{base}/state", lambda p: p["mode"] == "idle", start=len(w.messages) - 3)

@@ -44,8 +44,10 @@ def _topic(topics: Topics, component: str, device_id: str, object_id: str) -> st
 def discovery_configs(topics: Topics, device_id: str, version: str, labels: tuple[str, ...]) -> Iterator[Discovery]:
     """(topic, config) for every entity of the device."""
     def item(component: str, object_id: str, name: str, **extra: Any) -> Discovery:
-        return (_topic(topics, component, device_id, object_id),
-                _entity(topics, device_id, version, object_id, name, **extra))
+        config = _entity(topics, device_id, version, object_id, name, **extra)
+        if component == "button":
+            config.pop("state_topic")     # NOTE: a button has no state; HA rejects a state_topic on it.
+        return _topic(topics, component, device_id, object_id), config
 
     yield item("number", "position", "Slider position",
                command_topic=topics.cmd("position"), command_template='{"value": {{ value }}}',
@@ -58,15 +60,17 @@ def discovery_configs(topics: Topics, device_id: str, version: str, labels: tupl
                command_topic=topics.cmd("listen"),
                command_template='{"on": {{ "true" if value == "on" else "false" }}}',
                value_template="{{ 'on' if value_json.mode == 'listening' else 'off' }}", options=["on", "off"])
-    # NOTE: a button has no state; HA rejects a state_topic on it.
-    train = item("button", "train", "Train", command_topic=topics.cmd("train"), payload_press="{}")
-    train[1].pop("state_topic")
-    yield train
+    yield item("button", "train", "Train", command_topic=topics.cmd("train"), payload_press="{}")
     yield item("sensor", "mode", "Mode", value_template="{{ value_json.mode }}")
     yield item("sensor", "last_label", "Last label", value_template="{{ value_json.last_label or 'none' }}")
     yield item("sensor", "val_accuracy", "Model validation accuracy",
                value_template="{{ value_json.model.val_accuracy }}", state_class="measurement",
                entity_category="diagnostic")
+    yield item("sensor", "false_moves", "Estimated false moves per minute",
+               value_template="{{ value_json.model.false_per_min_estimate }}", state_class="measurement",
+               unit_of_measurement="moves/min", entity_category="diagnostic")
+    yield item("button", "false_move", "That was wrong", command_topic=topics.cmd("false_move"),
+               payload_press="{}")
     for label in labels:
         # NOTE: labels are [A-Za-z0-9_-] (config-validated), safe inside a Jinja string literal.
         yield item("sensor", f"examples_{label}", f"Examples {label}",

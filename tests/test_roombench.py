@@ -114,3 +114,12 @@ def test_quick_room_bench_runs_every_stage(tmp_path, capsys):
     run = fig["runs"][0]
     assert sum(run["test"]["events"].values()) == 16 and run["household"]["hours"] == pytest.approx(300 / 3600)
     assert run["model_bytes"] > 1000 and 0 <= s["macro_recall"] <= 1
+
+
+def test_the_daemon_never_imports_the_room_bench():
+    import subprocess
+    import sys
+    code = ("import sys, edge.service, edge.engine, edge.cli.device_cmds, edge.cli.bench_cmds; "
+            "print([m for m in sys.modules if m.startswith('edge.roombench')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

@@ -24,7 +24,8 @@ def format_room(fig: dict) -> str:
     budgets = list(next(iter(fig["scenarios"].values()))["best_within"]) if fig["scenarios"] else []
     lines.append(f"{'scenario':<12} " + " ".join(f"{'≤' + b + '/min':>12}" for b in budgets))
     for name, s in fig["scenarios"].items():
-        cells = [("–" if v is None else f"{v['macro_recall']:.2f}@{v['threshold']:g}") for v in s["best_within"].values()]
+        cells = [("–" if v is None else f"{v['macro_recall']:.2f}@{v['threshold']:g}")
+                 for v in s["best_within"].values()]
         lines.append(f"{name:<12} " + " ".join(f"{c:>12}" for c in cells))
     for name, s in fig["scenarios"].items():
         lines += ["", f"sweep {name}: threshold  macro  false/min  cross  household/h"]

@@ -84,6 +84,9 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
         test = score.score_stream(decisions, sc.test.events, sc.test.duration, TAUGHT)
         test["blame"] = dict(score.blame(test["false_times"], sc.test.events, TAUGHT))
         test["blame_sources"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT).most_common(8))
+        test["recall_by_source"] = score.hits_by(decisions, sc.test.events, TAUGHT,
+                                                 lambda e: f"{e.label} {e.source.split(' ')[0]}")
+        test["recall_by_condition"] = score.hits_by(decisions, sc.test.events, TAUGHT, score.condition)
         sweep = []
         for th in thresholds:
             s = score.score_stream(replays[th], sc.test.events, sc.test.duration, TAUGHT)

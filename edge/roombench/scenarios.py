@@ -269,7 +269,7 @@ def _snap(src: Sources, lo: float, hi: float, length: tuple[float, float], key: 
         tone = int(r.uniform(lo, hi))
         args = ["synth", f"{d:.3f}", "whitenoise", "synth", f"{d:.3f}", "sine", "amod", str(tone),
                 "highpass", str(f), "fade", "q", "0.001", f"{d:.3f}", f"{d * 0.9:.3f}"]
-        makers.append((f"sox snap hp{f} {d * 1000:.0f}ms", (lambda a: lambda rng: normalise(src.synth(a)))(args)))
+        makers.append((f"sox-snap:hp{f}:{d * 1000:.0f}ms", (lambda a: lambda rng: normalise(src.synth(a)))(args)))
     return makers
 
 
@@ -282,7 +282,8 @@ def _whistle(src: Sources, lo: float, hi: float, length: tuple[float, float], sh
         d = r.uniform(*length)
         args = ["synth", f"{d:.3f}", shape, f"{f0}:{f1}", "tremolo", f"{r.uniform(4, 7):.1f}",
                 f"{r.uniform(10, 30):.0f}", "fade", "t", "0.04", f"{d:.3f}", "0.08"]
-        makers.append((f"sox whistle {shape} {f0}-{f1} Hz {d:.2f}s", (lambda a: lambda rng: normalise(src.synth(a)))(args)))
+        name = f"sox-whistle-{shape}:{f0}-{f1}Hz:{d:.2f}s"
+        makers.append((name, (lambda a: lambda rng: normalise(src.synth(a)))(args)))
     return makers
 
 

@@ -94,14 +94,18 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
                           "cross_fire": s["cross_fire"]})
         house = {"false_moves": 0, "hours": 0.0, "blame": {}, "blame_sources": {}}
         house_sweep = {th: 0 for th in thresholds}
+        teach_packs = tuple(f"/{p}/" for p in sc.notes.get("teach_packs", ()))
         for k, chunk in enumerate(household):
             d, tr = listen(base, chunk, state, f"household-{k}")
+            # NOTE: users talk in their own room: say apart the false moves on the voices that taught.
+            events = [dataclasses.replace(e, label=e.label + " (teaching voice)") if teach_packs and
+                      any(p in e.source for p in teach_packs) else e for e in chunk.events]
             r = score.replay(tr, config.listen, config.classes, thresholds)
             matches = matches and _same(r[config.listen.threshold], d)
             s = score.score_stream(d, chunk.events, chunk.duration, TAUGHT)
             house["false_moves"] += s["false_moves"]
             house["hours"] += chunk.duration / 3600
-            for kind, n in score.blame(s["false_times"], chunk.events, TAUGHT).items():
+            for kind, n in score.blame(s["false_times"], events, TAUGHT).items():
                 house["blame"][kind] = house["blame"].get(kind, 0) + n
             for src, n in score.blame_sources(s["false_times"], chunk.events, TAUGHT).items():
                 house["blame_sources"][src] = house["blame_sources"].get(src, 0) + n

@@ -45,6 +45,19 @@ def format_room(fig: dict) -> str:
                 if row:
                     lines.append(f"  {name:<12} {part:<9} " + ", ".join(f"{k} {n}" for k, n in
                                                                         sorted(row.items(), key=lambda kv: -kv[1])))
+    fam: dict = {}
+    for r in fig["runs"]:
+        for part in ("test", "household"):
+            for k, n in r[part].get("blame_family", {}).items():
+                fam[(r["scenario"], part, k)] = fam.get((r["scenario"], part, k), 0) + n
+    if fam:
+        lines += ["", "false moves by source package (all seeds summed):"]
+        for name in fig["scenarios"]:
+            for part in ("test", "household"):
+                row = {k: n for (s, p, k), n in fam.items() if s == name and p == part}
+                if row:
+                    lines.append(f"  {name:<12} {part:<9} " + ", ".join(f"{k} {n}" for k, n in
+                                                                        sorted(row.items(), key=lambda kv: -kv[1])))
     ok = all(s["replay_matches_listen"] for s in fig["scenarios"].values())
     lines += ["", f"replayed policy == listen's decisions at the default threshold: {'yes' if ok else 'NO'}",
               f"bench wall time {fig['wall_s']:.0f} s"]

@@ -116,13 +116,27 @@ def blame(false_times: Sequence[float], events, taught: Sequence[str], slack_s: 
     return out
 
 
-def blame_sources(false_times: Sequence[float], events, taught: Sequence[str], slack_s: float = 0.5) -> Counter:
+def blame_sources(false_times: Sequence[float], events, taught: Sequence[str], slack_s: float = 0.5,
+                  key=lambda e: e.source) -> Counter:
+    """Like :func:`blame`, by ``key(event)`` of the foreground distractor (default: its source file)."""
     out: Counter = Counter()
     others = [e for e in events if e.label not in taught and e.label != "tv"]
     for t in false_times:
         over = [e for e in others if e.onset - 1e-9 <= t <= e.offset + slack_s]
-        out[over[0].source if over else "(tv / room tone)"] += 1
+        out[key(over[0]) if over else "(tv / room tone)"] += 1
     return out
+
+
+def family(e) -> str:
+    """Which package a distractor came from (acted game voices, espeak talk, ...)."""
+    s = e.source
+    for prefix, name in (("espeak/", "espeak-ng talk"), ("ktuberling/", "ktuberling word"),
+                         ("sonic-pi/", "sonic-pi sample"), ("music/", "music")):
+        if s.startswith(prefix):
+            return name
+    if s.startswith("hedgewars/") and s.count("/") == 1:
+        return "hedgewars effect"
+    return "hedgewars voice"
 
 
 def replay(trace: dict, listen, classes, thresholds: Sequence[float]) -> dict[float, list[Decision]]:

@@ -114,3 +114,19 @@ def test_quick_room_bench_runs_every_stage(tmp_path, capsys):
     run = fig["runs"][0]
     assert sum(run["test"]["events"].values()) == 16 and run["household"]["hours"] == pytest.approx(300 / 3600)
     assert run["model_bytes"] > 1000 and 0 <= s["macro_recall"] <= 1
+
+
+def test_the_daemon_never_imports_the_room_bench():
+    import subprocess
+    import sys
+    code = ("import sys, edge.service, edge.engine, edge.cli.device_cmds, edge.cli.bench_cmds; "
+            "print([m for m in sys.modules if m.startswith('edge.roombench')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_false_moves_are_blamed_on_the_source_package():
+    events = [Event(1.0, 2.0, "talk", "espeak/nl/0"), Event(3.0, 4.0, "talk", "hedgewars/Robot/Drat"),
+              Event(5.0, 6.0, "effect", "hedgewars/explosion"), Event(7.0, 8.0, "talk", "Robot/Drat")]
+    got = score.blame_sources([1.5, 3.5, 5.5, 7.5, 20.0], events, TAUGHT, key=score.family)
+    assert got == {"espeak-ng talk": 1, "hedgewars voice": 2, "hedgewars effect": 1, "(tv / room tone)": 1}

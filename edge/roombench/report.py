@@ -24,7 +24,8 @@ def format_room(fig: dict) -> str:
     budgets = list(next(iter(fig["scenarios"].values()))["best_within"]) if fig["scenarios"] else []
     lines.append(f"{'scenario':<12} " + " ".join(f"{'≤' + b + '/min':>12}" for b in budgets))
     for name, s in fig["scenarios"].items():
-        cells = [("–" if v is None else f"{v['macro_recall']:.2f}@{v['threshold']:g}") for v in s["best_within"].values()]
+        cells = [("–" if v is None else f"{v['macro_recall']:.2f}@{v['threshold']:g}")
+                 for v in s["best_within"].values()]
         lines.append(f"{name:<12} " + " ".join(f"{c:>12}" for c in cells))
     for name, s in fig["scenarios"].items():
         lines += ["", f"sweep {name}: threshold  macro  false/min  cross  household/h"]
@@ -41,6 +42,19 @@ def format_room(fig: dict) -> str:
         for name in fig["scenarios"]:
             for part in ("test", "household"):
                 row = {k: n for (s, p, k), n in blame.items() if s == name and p == part}
+                if row:
+                    lines.append(f"  {name:<12} {part:<9} " + ", ".join(f"{k} {n}" for k, n in
+                                                                        sorted(row.items(), key=lambda kv: -kv[1])))
+    fam: dict = {}
+    for r in fig["runs"]:
+        for part in ("test", "household"):
+            for k, n in r[part].get("blame_family", {}).items():
+                fam[(r["scenario"], part, k)] = fam.get((r["scenario"], part, k), 0) + n
+    if fam:
+        lines += ["", "false moves by source package (all seeds summed):"]
+        for name in fig["scenarios"]:
+            for part in ("test", "household"):
+                row = {k: n for (s, p, k), n in fam.items() if s == name and p == part}
                 if row:
                     lines.append(f"  {name:<12} {part:<9} " + ", ".join(f"{k} {n}" for k, n in
                                                                         sorted(row.items(), key=lambda kv: -kv[1])))

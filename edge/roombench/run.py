@@ -84,24 +84,35 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
         test = score.score_stream(decisions, sc.test.events, sc.test.duration, TAUGHT)
         test["blame"] = dict(score.blame(test["false_times"], sc.test.events, TAUGHT))
         test["blame_sources"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT).most_common(8))
+        test["blame_family"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT,
+                                                        key=score.family).most_common())
+        test["recall_by_source"] = score.hits_by(decisions, sc.test.events, TAUGHT,
+                                                 lambda e: f"{e.label} {e.source.split(' ')[0]}")
+        test["recall_by_condition"] = score.hits_by(decisions, sc.test.events, TAUGHT, score.condition)
         sweep = []
         for th in thresholds:
             s = score.score_stream(replays[th], sc.test.events, sc.test.duration, TAUGHT)
             sweep.append({"threshold": th, "macro_recall": s["macro_recall"], "false_per_min": s["false_per_min"],
                           "cross_fire": s["cross_fire"]})
-        house = {"false_moves": 0, "hours": 0.0, "blame": {}, "blame_sources": {}}
+        house = {"false_moves": 0, "hours": 0.0, "blame": {}, "blame_sources": {}, "blame_family": {}}
         house_sweep = {th: 0 for th in thresholds}
+        teach_packs = tuple(f"/{p}/" for p in sc.notes.get("teach_packs", ()))
         for k, chunk in enumerate(household):
             d, tr = listen(base, chunk, state, f"household-{k}")
+            # NOTE: users talk in their own room: say apart the false moves on the voices that taught.
+            events = [dataclasses.replace(e, label=e.label + " (teaching voice)") if teach_packs and
+                      any(p in e.source for p in teach_packs) else e for e in chunk.events]
             r = score.replay(tr, config.listen, config.classes, thresholds)
             matches = matches and _same(r[config.listen.threshold], d)
             s = score.score_stream(d, chunk.events, chunk.duration, TAUGHT)
             house["false_moves"] += s["false_moves"]
             house["hours"] += chunk.duration / 3600
-            for kind, n in score.blame(s["false_times"], chunk.events, TAUGHT).items():
+            for kind, n in score.blame(s["false_times"], events, TAUGHT).items():
                 house["blame"][kind] = house["blame"].get(kind, 0) + n
             for src, n in score.blame_sources(s["false_times"], chunk.events, TAUGHT).items():
                 house["blame_sources"][src] = house["blame_sources"].get(src, 0) + n
+            for fam, n in score.blame_sources(s["false_times"], chunk.events, TAUGHT, key=score.family).items():
+                house["blame_family"][fam] = house["blame_family"].get(fam, 0) + n
             for th in thresholds:
                 house_sweep[th] += len(score.merge([x.t for x in r[th]]))
         hours = max(house["hours"], 1e-9)

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from edge.audio.wavfile import write_wav
+from edge.fileio import atomic_write_bytes
 from edge.config import SAMPLE_RATE
 from edge.roombench.sources import ESPEAK_LANGS, Sources, babble_text
 
@@ -219,10 +220,10 @@ def words_pools(src: Sources, seed: int) -> Pools:
     test_makers = {lb: [(f"{p}/{w}", _file(src.voice, p, w)) for p in test] for lb, w in word.items()}
     other = [ln for ln in src.voice_lines(teach[0]) if ln not in (WORD_A, WORD_B) + NEAR_RHYMES]
     noise_talk = [_talk(src, lang, f"noise{k}", seed, 10) for lang in langs["noise"] for k in range(2)]
-    noise_talk += [_file(src.voice, p, ln) for p in teach for ln in other[::7] if (VOICES_HAS(src, p, ln))]
+    noise_talk += [_file(src.voice, p, ln) for p in teach for ln in other[::7] if (_has_line(src, p, ln))]
     all_test_packs = test + [p for p in src.voice_packs() if WORD_PACKS_EXCLUDE_SUFFIX in p]
     dis = [("near_rhyme", f"{p}/{ln}", _file(src.voice, p, ln)) for p in all_test_packs for ln in NEAR_RHYMES
-           if VOICES_HAS(src, p, ln)]
+           if _has_line(src, p, ln)]
     dis += [("talk", f"{p}/{ln}", _file(src.voice, p, ln)) for p in all_test_packs
             for ln in src.voice_lines(p) if ln not in (WORD_A, WORD_B) + NEAR_RHYMES]
     dis += _common_distractors(src, seed, langs["test"])
@@ -231,9 +232,8 @@ def words_pools(src: Sources, seed: int) -> Pools:
                   "noise_langs": langs["noise"], "test_langs": langs["test"]})
 
 
-def VOICES_HAS(src: Sources, pack: str, line: str) -> bool:
-    from edge.roombench.sources import VOICES
-    return (VOICES / pack / f"{line}.ogg").is_file()
+def _has_line(src: Sources, pack: str, line: str) -> bool:
+    return line in src.voice_lines(pack)
 
 
 def _knock(src: Sources, name: str):
@@ -281,7 +281,7 @@ def _snap(src: Sources, lo: float, hi: float, length: tuple[float, float], key: 
         tone = int(r.uniform(lo, hi))
         args = ["synth", f"{d:.3f}", "whitenoise", "synth", f"{d:.3f}", "sine", "amod", str(tone),
                 "highpass", str(f), "fade", "q", "0.001", f"{d:.3f}", f"{d * 0.9:.3f}"]
-        makers.append((f"sox snap hp{f} {d * 1000:.0f}ms", (lambda a: lambda rng: normalise(src.synth(a)))(args)))
+        makers.append((f"sox-snap:hp{f}:{d * 1000:.0f}ms", (lambda a: lambda rng: normalise(src.synth(a)))(args)))
     return makers
 
 
@@ -294,7 +294,8 @@ def _whistle(src: Sources, lo: float, hi: float, length: tuple[float, float], sh
         d = r.uniform(*length)
         args = ["synth", f"{d:.3f}", shape, f"{f0}:{f1}", "tremolo", f"{r.uniform(4, 7):.1f}",
                 f"{r.uniform(10, 30):.0f}", "fade", "t", "0.04", f"{d:.3f}", "0.08"]
-        makers.append((f"sox whistle {shape} {f0}-{f1} Hz {d:.2f}s", (lambda a: lambda rng: normalise(src.synth(a)))(args)))
+        name = f"sox-whistle-{shape}:{f0}-{f1}Hz:{d:.2f}s"
+        makers.append((name, (lambda a: lambda rng: normalise(src.synth(a)))(args)))
     return makers
 
 
@@ -413,13 +414,14 @@ def make_household(src: Sources, seed: int, sizes: Sizes, root: Path) -> list[St
     """Talk (also the teaching voices' other lines), near-rhymes, TV, effects, room tone: no taught sound."""
     manifest = root / "household.json"
     if manifest.is_file():
-        return [Stream(d["path"], d["duration"], [Event(**e) for e in d["events"]])
+        # NOTE: paths re-rooted at load, so a moved --work DIR is still reused
+        return [Stream(str(root / Path(d["path"]).name), d["duration"], [Event(**e) for e in d["events"]])
                 for d in json.loads(manifest.read_text())]
     langs = list(ESPEAK_LANGS)
     pool = [("talk", f"hedgewars/{p}/{ln}", _file(src.voice, p, ln)) for p in src.voice_packs()
             for ln in src.voice_lines(p) if ln not in (WORD_A, WORD_B) + NEAR_RHYMES]
     pool += [("near_rhyme", f"hedgewars/{p}/{ln}", _file(src.voice, p, ln)) for p in src.voice_packs()
-             for ln in NEAR_RHYMES if VOICES_HAS(src, p, ln)]
+             for ln in NEAR_RHYMES if _has_line(src, p, ln)]
     pool += [("talk", f"espeak/{lang}/{k}", _talk(src, lang, f"house{k}", seed)) for lang in langs for k in range(4)]
     pool += _ktuberling(src, seed + 1000, 120)
     pool += [("effect", f"hedgewars/{e}", _file(src.effect, e)) for e in _effects(src)]
@@ -440,7 +442,7 @@ def make_household(src: Sources, seed: int, sizes: Sizes, root: Path) -> list[St
         path = root / f"household-{c}.wav"
         write_wav(path, mix.buf)
         streams.append(Stream(str(path), round(mix.seconds, 3), sorted(events, key=lambda e: e.onset)))
-    manifest.write_text(json.dumps([asdict(s) for s in streams], indent=1))
+    atomic_write_bytes(manifest, json.dumps([asdict(s) for s in streams], indent=1).encode())
     return streams
 
 
@@ -450,8 +452,9 @@ def build_scenario(src: Sources, name: str, seed: int, sizes: Sizes, root: Path)
     if manifest.is_file():
         d = json.loads(manifest.read_text())
         t = d["test"]
-        return Scenario(d["name"], d["seed"], [tuple(h) for h in d["holds"]],
-                        Stream(t["path"], t["duration"], [Event(**e) for e in t["events"]]), d["notes"])
+        return Scenario(d["name"], d["seed"], [(lb, str(out / Path(p).name)) for lb, p in d["holds"]],
+                        Stream(str(out / Path(t["path"]).name), t["duration"], [Event(**e) for e in t["events"]]),
+                        d["notes"])
     out.mkdir(parents=True, exist_ok=True)
     pools = POOLS[name](src, seed)
     rng = rng_for(seed, name, "holds")
@@ -469,5 +472,5 @@ def build_scenario(src: Sources, name: str, seed: int, sizes: Sizes, root: Path)
             holds.append((label, str(path)))
     test = make_test_stream(src, pools, rng_for(seed, name, "test"), sizes, seed, out / "test.wav")
     sc = Scenario(name, seed, holds, test, pools.notes)
-    manifest.write_text(json.dumps(asdict(sc), indent=1))
+    atomic_write_bytes(manifest, json.dumps(asdict(sc), indent=1).encode())
     return sc

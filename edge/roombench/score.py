@@ -82,6 +82,28 @@ def score_stream(decisions: Iterable[Decision], events, duration: float, taught:
     }
 
 
+def hits_by(decisions: Iterable[Decision], events, taught: Sequence[str], key) -> dict[str, list[int]]:
+    """[found, total] of taught events grouped by ``key(event)`` (e.g. its source file, or its reverb/EQ)."""
+    times = sorted((d.t, d.label) for d in decisions)
+    out: dict[str, list[int]] = {}
+    for e in events:
+        if e.label not in taught:
+            continue
+        found = any(e.onset - 1e-9 <= t <= e.offset + LATE_S + 1e-9 and lb == e.label for t, lb in times)
+        row = out.setdefault(key(e), [0, 0])
+        row[0] += int(found)
+        row[1] += 1
+    return dict(sorted(out.items()))
+
+
+def condition(e) -> str:
+    """How a test event was altered: clean, speed, reverb, eq (the generator writes it into the source)."""
+    s = e.source
+    tags = [t for t, words in (("speed", ("speed",)), ("reverb", ("reverb",)),
+                               ("eq", ("equalizer", "highpass", "lowpass"))) if any(w in s for w in words)]
+    return "+".join(tags) or "clean"
+
+
 def blame(false_times: Sequence[float], events, taught: Sequence[str], slack_s: float = 0.5) -> Counter:
     """Which distractor kind (talk, near_rhyme, effect, tv, ...) was playing at each false move."""
     out: Counter = Counter()
@@ -94,13 +116,27 @@ def blame(false_times: Sequence[float], events, taught: Sequence[str], slack_s: 
     return out
 
 
-def blame_sources(false_times: Sequence[float], events, taught: Sequence[str], slack_s: float = 0.5) -> Counter:
+def blame_sources(false_times: Sequence[float], events, taught: Sequence[str], slack_s: float = 0.5,
+                  key=lambda e: e.source) -> Counter:
+    """Like :func:`blame`, by ``key(event)`` of the foreground distractor (default: its source file)."""
     out: Counter = Counter()
     others = [e for e in events if e.label not in taught and e.label != "tv"]
     for t in false_times:
         over = [e for e in others if e.onset - 1e-9 <= t <= e.offset + slack_s]
-        out[over[0].source if over else "(tv / room tone)"] += 1
+        out[key(over[0]) if over else "(tv / room tone)"] += 1
     return out
+
+
+def family(e) -> str:
+    """Which package a distractor came from (acted game voices, espeak talk, ...)."""
+    s = e.source
+    for prefix, name in (("espeak/", "espeak-ng talk"), ("ktuberling/", "ktuberling word"),
+                         ("sonic-pi/", "sonic-pi sample"), ("music/", "music")):
+        if s.startswith(prefix):
+            return name
+    if s.startswith("hedgewars/") and s.count("/") == 1:
+        return "hedgewars effect"
+    return "hedgewars voice"
 
 
 def replay(trace: dict, listen, classes, thresholds: Sequence[float]) -> dict[float, list[Decision]]:

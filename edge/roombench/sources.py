@@ -59,7 +59,7 @@ class Sources:
         return sorted(d.name for d in VOICES.iterdir() if d.is_dir())
 
     def voice_lines(self, pack: str) -> list[str]:
-        return sorted(f.stem for f in (VOICES / pack).glob("*.ogg"))
+        return list(_lines(pack))
 
     def voice(self, pack: str, line: str) -> np.ndarray:
         return self.decode(VOICES / pack / f"{line}.ogg")
@@ -135,6 +135,11 @@ class Sources:
             tmp.rename(out)
             src.unlink()
         return trim(read_wav(out))
+
+
+@lru_cache(maxsize=None)
+def _lines(pack: str) -> tuple[str, ...]:
+    return tuple(sorted(f.stem for f in (VOICES / pack).glob("*.ogg")))
 
 
 def _sox(args: list[str]) -> None:

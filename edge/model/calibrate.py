@@ -86,9 +86,9 @@ def calibrate(params: net.Params, labels: tuple[str, ...], acting: list[bool], l
     ``negatives``: window streams [n, 3, 232] dB in time order that should never act;
     ``heldout``: per label, held-out windows of that class (for the recall report, judged by
     ``heldout_params``, the model before it learnt from them)."""
-    from edge.audio.spectrogram import window_levels_db
+    from edge.model.bank import levels_db
     hop_s = hop / SAMPLE_RATE
-    streams = [(predict(params, s), window_levels_db(s)) for s in negatives if s.shape[0]]
+    streams = [(predict(params, s), levels_db(s)) for s in negatives if s.shape[0]]
     minutes = sum(p.shape[0] for p, _ in streams) * hop_s / 60.0
     acting_idx = [i for i, a in enumerate(acting) if a]
     budget = float(listen.max_false_per_min)

@@ -39,6 +39,47 @@ def classify_us(data: bytes, windows: np.ndarray, n: int = 3000) -> float:
     return float(np.median(times[100:]) * 1e6), clf.runtime
 
 
+PEER_MODEL = "tf-converter-codelab-int8.tflite"
+"""The TF converter's int8 model of the same network (float I/O, input (dB + 100) / 10), copied from
+shared/bench into tests/data: the anchor our writer's model is timed against."""
+
+
+def classify_us_interleaved(ours: bytes, theirs: bytes, windows: np.ndarray, n: int = 3000) -> tuple[float, float]:
+    """Median µs of one full call of each model, alternating call by call in one process, so a
+    noisy machine slows both alike and the ratio holds."""
+    a = Classifier(ours)
+    b = Classifier(theirs, name=PEER_MODEL, labels=list(a.labels))
+    ta, tb = [], []
+    for i in range(n):
+        w = windows[i % len(windows)]
+        t0 = time.perf_counter()
+        int(np.argmax(a.predict(w)))
+        t1 = time.perf_counter()
+        int(np.argmax(b.predict(w)))
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    return float(np.median(ta[100:]) * 1e6), float(np.median(tb[100:]) * 1e6)
+
+
+def train_with_bank_s(x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], repeats: int = 3) -> dict:
+    """What pressing Train costs with the device defaults: 1,500 user windows in 12 holds, the
+    background bank mixed in, held-out report, calibration and export (median wall seconds)."""
+    from edge.config import config_from_dict
+    from edge.model.pipeline import build_model, recipe_from_config
+    import tomllib
+    cfg = config_from_dict(tomllib.loads(SEED_CLASSES_TOML), env={})
+    idx = np.resize(np.arange(len(y)), 1500)
+    xs, ys = x[idx], y[idx]
+    groups = np.array([f"hold-{c}-{i % 4}" for i, c in enumerate(ys)], dtype=object)
+    times = []
+    for seed in range(repeats):
+        t0 = time.perf_counter()
+        built = build_model(cfg, xs, ys, labels, recipe_from_config(cfg, seed=seed), groups=groups)
+        times.append(time.perf_counter() - t0)
+    return {"train_s_1500_with_bank_median": float(np.median(times)), "model_bytes_with_calibration": len(built.data)}
+
+
 SEED_CLASSES_TOML = ('[classes.low]\naction = "step"\nvalue = -0.1\n[classes.mid]\naction = "step"\n'
                      'value = 0.1\n[classes.noise]\naction = "none"\nbackground = true\n')
 """A config whose classes are the seed data's labels (low, mid, noise), for `edge-slider train` on it."""
@@ -104,6 +145,13 @@ def bench_figures(bench_dir: Path, quick: bool = False, progress: Callable[[str]
     out["int8_test_acc"] = float(np.mean(q.argmax(1) == yt))
     us, runtime = classify_us(data, xt, 1000 if quick else 5000)
     out[f"classify_us_median_{runtime.replace('-', '_')}"] = us
+    peer = bench_dir / PEER_MODEL
+    if peer.is_file():
+        ours_us, peer_us = classify_us_interleaved(data, peer.read_bytes(), xt, 1000 if quick else 5000)
+        out["classify_us_interleaved_ours"], out["classify_us_interleaved_tf_converter"] = ours_us, peer_us
+        out["classify_ratio_vs_tf_converter"] = ours_us / peer_us
+    progress("  training 1,500 windows with the background bank (train + calibrate + export) ...")
+    out.update(train_with_bank_s(x, y, labels, repeats=1 if quick else 3))
     progress("  peak RSS of `edge-slider train` ...")
     out["train_cli_peak_rss_mb"] = peak_rss_of_train_cli(bench_dir)
     return out

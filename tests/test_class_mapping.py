@@ -19,6 +19,7 @@ from edge.engine import Engine
 from edge.errors import StateError
 from edge.events import DecisionMade, ErrorOccurred
 from edge.model.registry import ModelRegistry
+from edge.store import ExampleStore
 
 LEFT, RIGHT = ClassSpec("left", "step", -0.1, 17), ClassSpec("right", "step", 0.1, 27)
 CLAP, NOISE = ClassSpec("clap", "step", 0.5, 5), ClassSpec("noise", "none", 0.0, 22, background=True)
@@ -37,7 +38,7 @@ def _engine(state, classes, tmp_path):
     reg = ModelRegistry(state / "models")
     clf = reg.load_current(expect_hop=cfg.frontend.hop)
     assert clf.labels == ("left", "right", "noise")
-    engine = Engine(cfg, store=None, registry=reg, slider=Slider(NullOutput(), cfg.slider, None), classifier=clf)
+    engine = Engine(cfg, store=ExampleStore(tmp_path / "ex.sqlite"), registry=reg, slider=Slider(NullOutput(), cfg.slider, None), classifier=clf)
     seen = []
     engine.bus.subscribe(seen.append)
     return engine, seen
@@ -59,7 +60,7 @@ def test_fewer_classes_than_outputs_listens_with_what_matches(demo_models, tmp_p
     assert labels and set(labels) == {"left"}, labels          # whistles (the model's 'right') never act
     errors = [e for e in seen if isinstance(e, ErrorOccurred)]
     assert len(errors) == 1 and errors[0].where == "model" and "'right'" in errors[0].message, errors
-    assert "model" in engine.snapshot()["problems"]
+    assert "right" in engine.snapshot()["problems"]["classes"]
 
 
 def test_a_configured_class_the_model_lacks_never_gets_another_classes_output(demo_models, tmp_path):

@@ -125,8 +125,8 @@ def _run_damaged(tmp_path, good_state, anon_broker, name: str, damage) -> tuple[
 
 @pytest.mark.parametrize("case, expect_version, needle", [
     ("garbage-pointer", 2, "current"),
-    ("truncated-newest", 1, "v2"),
-    ("missing-newest", 1, "v2"),
+    ("truncated-newest", 1, "v0002.tflite: damaged"),
+    ("missing-newest", 1, "v2 not found"),
 ])
 def test_damaged_model_falls_back_to_the_newest_whole_one(tmp_path, good_state, anon_broker, case, expect_version,
                                                           needle):

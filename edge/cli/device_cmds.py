@@ -36,6 +36,9 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="scripted end-to-end story on mock hardware (< 1 min): collect, train, listen")
     p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic sounds")
     p.add_argument("--mqtt", action="store_true", help="also publish to the configured MQTT broker")
+    p.add_argument("--into", metavar="DIR", help="keep the demo's examples and model in DIR (empty, or a dir an "
+                   "earlier demo wrote; a dir with other examples or models is refused). Default: a scratch dir, "
+                   "deleted afterwards")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("collect", help="store examples from WAV files or the mic, exactly as holding a button would")
@@ -67,10 +70,16 @@ def cmd_run(args, config: Config) -> int:
 
 
 def cmd_demo(args, config: Config) -> int:
-    from edge.demo import run_demo
+    from edge.demo import claim_state_dir, mark_state_dir, run_demo
     from edge.service import RunOptions, Service
     tmp = None
-    if not args.state_dir:
+    # NOTE: never device.state_dir or the default: the demo's synthetic examples and model would
+    # land in the user's real store. An explicit --state-dir (older scripts) counts as --into.
+    into = args.into or args.state_dir
+    if into:
+        config = config.replace("device", state_dir=str(Path(into).expanduser()))
+        claim_state_dir(config.state_path)
+    else:
         tmp = tempfile.TemporaryDirectory(prefix="edge-slider-demo-")
         config = config.replace("device", state_dir=tmp.name)
     # NOTE: the demo's story is about the codelab defaults; a user's own pins and classes still apply.
@@ -86,6 +95,8 @@ def cmd_demo(args, config: Config) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
+        else:
+            mark_state_dir(config.state_path)
 
 
 def _open_store(config: Config):

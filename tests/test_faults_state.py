@@ -46,9 +46,17 @@ def _digest(path: Path) -> str:
 
 
 def _rows(path: Path) -> int:
-    """Rows countable through the label index (still works on a store with a corrupt table page)."""
-    out = subprocess.run(["sqlite3", str(path), "SELECT COUNT(*) FROM examples"], capture_output=True, text=True)
-    return int(out.stdout.strip()) if out.returncode == 0 else -1
+    """Rows countable through the label index (still works on a store with a corrupt table page).
+    immutable=1: a read-only mount has no room for SQLite's -shm file."""
+    import sqlite3
+    try:
+        db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return db.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return -1
 
 
 class Daemon:

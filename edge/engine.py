@@ -250,7 +250,8 @@ class Engine:
                          f"{', '.join(classifier.labels)}): never detected")
         if b.extra:
             parts.append(f"{name} output{'s' if len(b.extra) > 1 else ''} {', '.join(map(repr, b.extra))} "
-                         "not a configured class: never acts")
+                         + ("not configured classes: they never act" if len(b.extra) > 1
+                            else "not a configured class: never acts"))
         if not b.acting:
             acting = [c.name for c in self.config.classes if c.action != "none" and not c.background]
             self._listen_refusal = (f"{name} detects none of the configured acting classes "

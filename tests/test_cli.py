@@ -160,3 +160,27 @@ def test_demo_without_a_dir_uses_a_scratch_dir_and_into_a_demo_dir_can_run_again
         n = len(s)
     assert 1000 < n < 2000, n                    # the second run replaced its own examples, did not double them
     assert (demo / "models" / "current").is_file()
+
+
+def test_damaged_store_cli_says_the_fix_and_dataset_recover_applies_it(capsys, tmp_path, state):
+    """`train`/`dataset stats` on a corrupt page died with a DatabaseError traceback."""
+    from pathlib import Path
+    from edge.store import ExampleStore
+    db = Path(state) / "examples.sqlite"
+    with ExampleStore(db) as s:
+        for k in range(6):
+            s.add_many("left" if k % 2 else "noise", np.full((250, 3, 232), k, np.float32), "test", f"s{k}")
+    with open(db, "r+b") as f:
+        f.seek(4096 * 299)
+        f.write(b"\xff" * 16)
+    for argv in (("dataset", "stats"), ("train",)):
+        rc, _, err = run(capsys, "--state-dir", state, *argv)
+        assert rc != 0 and "dataset recover" in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    rc, out, err = run(capsys, "--state-dir", state, "dataset", "recover")
+    assert rc == 0 and "recovered 14" in out and "damaged-" in out, (out, err)
+    assert list(Path(state).glob("examples.sqlite.damaged-*"))
+    rc, out, _ = run(capsys, "--state-dir", state, "dataset", "stats")
+    assert rc == 0 and "examples in" in out
+    rc, _, err = run(capsys, "--state-dir", state, "dataset", "recover")
+    assert rc != 0 and "not damaged" in err

@@ -154,3 +154,12 @@ def test_serving_a_healthy_registry_reports_no_problem(tmp_path, model_bytes):
     reg.install(model_bytes[0])
     clf, problem = reg.load_serving()
     assert clf.version == 1 and problem is None
+
+
+def test_rollback_repairs_a_damaged_pointer_to_what_the_daemon_serves(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models", keep=10)
+    for i in range(3):
+        reg.install(model_bytes[i % 2])
+    (tmp_path / "models" / "current").write_bytes(b"\xff\x00")
+    served, _ = reg.load_serving()
+    assert reg.rollback() == served.version == 3 and reg.current_version() == 3

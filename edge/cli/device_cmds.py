@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,7 +17,7 @@ from edge.audio.wavfile import read_wav
 from edge.cli.audio_cmds import record_seconds
 from edge.collect import gate_windows
 from edge.config import SAMPLE_RATE, Config
-from edge.errors import UsageError
+from edge.errors import StoreError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,14 @@ def cmd_listen(args, config: Config) -> int:
         raise UsageError(f"no model in {config.state_path}: run `edge-slider train` first (or pass --state-dir)")
     samples = read_wav(args.from_wav) if args.from_wav else record_seconds(config, args.seconds)
     slider = Slider(NullOutput(), config.slider, None)
-    with _open_store(config) as store:
+    try:
+        store = _open_store(config)
+    except StoreError as exc:
+        # NOTE: listening needs only the model: a read-only or damaged store must not stop it
+        from edge.store import UnavailableStore
+        log.warning("%s", exc)
+        store = UnavailableStore(config.state_path / "examples.sqlite", str(exc))
+    with contextlib.closing(store):
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
         out = open(args.events, "w", encoding="utf-8") if args.events else None
         decisions = []

@@ -61,8 +61,9 @@ class ModelRegistry:
         # systemd restart loop before this was decoded leniently).
         text = raw.decode("ascii", "replace").strip()
         if not text.isdigit():
-            raise ModelError(f"{self.root / 'current'}: holds {text[:20]!r}, not a version number; "
-                             "run `edge-slider model rollback` or `model list`")
+            raise ModelError(f"{self.root / 'current'}: holds {text[:20]!r}, not a version number (damaged); "
+                             "`edge-slider model rollback` points it at the newest whole model, `model list` "
+                             "shows them all")
         return int(text)
 
     def load(self, version: int, expect_hop: int | None = None) -> Classifier:
@@ -160,8 +161,22 @@ class ModelRegistry:
             log.warning("model history not updated (%s)", exc.strerror)
 
     def rollback(self) -> int:
-        """Point ``current`` at the model that served before it; returns that version."""
-        current = self.current_version()
+        """Point ``current`` at the model that served before it; returns that version.
+
+        With a damaged pointer it points at what the daemon serves instead (the newest whole model
+        in history): the repair the pointer's own error message sends the user here for."""
+        try:
+            current = self.current_version()
+        except ModelError as exc:
+            for v in self._fallbacks(None):
+                try:
+                    self.load(v)
+                except ModelError:
+                    continue
+                self._point(v)
+                log.warning("%s; pointer repaired: v%d (the newest whole model in history) is current", exc, v)
+                return v
+            raise
         kept = set(self.versions())
         history = self._history()
         if current in history:   # forget it and whatever a half-done rollback left after it

@@ -10,7 +10,8 @@ The ``.npz`` format is the one of ``shared/bench/seed-*.npz``: ``x`` [N,3,232] f
 
 Damage the store itself can suffer, and what each costs (never the daemon: see service.py):
 
-* a read-only state dir (or one another user owns): the store cannot open; the fix is ``chown``;
+* a state dir on a read-only mount, or one another user owns: the store cannot open; the fix is a
+  remount or ``chown`` (the message says which, from statvfs);
 * a damaged header ("file is not a database") or a corrupt page (``PRAGMA quick_check`` at open,
   ~5 ms on 1,500 windows): the fix is ``edge-slider dataset recover`` (:func:`recover_store`),
   which copies every readable row into a new store and keeps the damaged file beside it. Not
@@ -276,10 +277,28 @@ def damaged_message(path: Path, detail: str) -> str:
 
 
 def _read_only_message(path: Path, detail: str) -> str:
+    if _mounted_read_only(path.parent):
+        return (f"example store not writable ({detail}: the file system is mounted read-only); fix: remount it "
+                f"read-write (`sudo mount -o remount,rw {_mount_point(path.parent)}`) or set device.state_dir to a "
+                f"writable dir; collection and training are off until then, listening goes on ({path.name})")
     user = pwd.getpwuid(os.geteuid()).pw_name
     return (f"example store not writable ({detail}: read-only, or another user's); fix: "
-            f"`sudo chown -R {user}: {path.parent}` or remount it read-write; collection and training are off "
-            f"until then, listening goes on ({path.name})")
+            f"`sudo chown -R {user}: {path.parent}`; collection and training are off until then, listening goes "
+            f"on ({path.name})")
+
+
+def _mounted_read_only(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _mount_point(directory: Path) -> Path:
+    p = Path(directory).resolve()
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
 
 
 def _writable(directory: Path) -> bool:

@@ -203,7 +203,7 @@ def read_only(tmp_path):
 
 
 @pytest.mark.parametrize("case, needle, fix", [
-    ("read-only", "read-only", "chown"),
+    ("read-only", "read-only", "remount"),
     ("damaged-header", "not a database", "dataset recover"),
     ("corrupt-page", "malformed", "dataset recover"),
 ])

@@ -231,3 +231,26 @@ def test_damaged_store_keeps_listening_and_refuses_collection_and_training(tmp_p
     assert (state / "models" / "v0002.tflite").is_file() and (state / "models" / "v0001.tflite").is_file()
     if case != "damaged-header":
         assert _rows(state / DB) == 1512
+
+
+def test_read_only_state_dir_logs_the_position_save_failure_once(tmp_path, read_only):
+    """Every move tried to save position.json and logged the same error again."""
+    import logging
+    from edge.config import SliderSettings
+    from edge.device.slider import NullOutput, Slider
+    state = tmp_path / "state"
+    state.mkdir()
+    read_only(state)
+    s = Slider(NullOutput(), SliderSettings(), state / "position.json", save_interval=0.0)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("edge.device.slider").addHandler(handler)
+    try:
+        for _ in range(5):
+            s.step(0.1)
+            s.tick()
+    finally:
+        logging.getLogger("edge.device.slider").removeHandler(handler)
+    errors = [r for r in records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "Read-only" in errors[0].getMessage(), [r.getMessage() for r in errors]

@@ -210,7 +210,13 @@ def cmd_model_list(args, config: Config) -> int:
     if not versions:
         print(f"no models in {reg.root}")
         return 0
-    current = reg.current_version()
+    try:
+        current = reg.current_version()
+    except ModelError as exc:
+        # NOTE: the list is what a user needs to repair a damaged pointer: show it anyway
+        served, _ = reg.load_serving(expect_hop=None)
+        current = served.version if served else None
+        print(f"warning: {exc}; the daemon serves v{current}" if current else f"warning: {exc}", file=sys.stderr)
     for v in versions:
         try:
             clf = reg.load(v)

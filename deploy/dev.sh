@@ -64,7 +64,7 @@ case "$cmd" in
     apt_install; setup_main
     state=${EDGE_SLIDER_STATE:-$ROOT/state}
     log "demo: teach the mock device (snaps = left, whistles = right) and train a model in $state"
-    "$ROOT/.venv/bin/edge-slider" --state-dir "$state" demo
+    "$ROOT/.venv/bin/edge-slider" demo --into "$state"
     log "run: the daemon on simulated hardware (Ctrl-C stops it); MQTT on localhost:1883 if a broker answers"
     exec "$ROOT/.venv/bin/edge-slider" --state-dir "$state" run --simulate "$@" ;;
   test)

@@ -24,6 +24,11 @@ detections that made it, never the current hop's (which, in ``continuous`` mode 
 the refractory time, may be under the threshold or of another class).
 
 Time is the stream time of the window's end, so replays decide exactly as live audio does.
+
+Classes are matched to the model's outputs **by name** (:meth:`DecisionPolicy.bind`), never by
+position: a config with a class the model lacks, or a model with an output the config lacks, once
+moved the servo as ``clap`` on the model's ``noise`` output. An output whose label is not a
+configured class takes part in the argmax (so it can win a hop) but never acts.
 """
 
 from __future__ import annotations
@@ -56,13 +61,30 @@ class Verdict:
     """With ``act``: the best score among the detections of that class in the k-of-n window."""
 
 
+@dataclass(frozen=True)
+class Binding:
+    """How a model's outputs meet the configured classes."""
+
+    missing: tuple[str, ...]
+    """Configured classes the model has no output for (never detected)."""
+    extra: tuple[str, ...]
+    """Model outputs that are not configured classes (never act)."""
+    acting: tuple[str, ...]
+    """Configured acting classes the model can detect."""
+
+
 class DecisionPolicy:
     def __init__(self, settings: ListenSettings, classes: tuple[ClassSpec, ...]):
         self.settings = settings
+        self._classes = tuple(classes)
         self.labels = tuple(c.name for c in classes)
-        self._acting = np.array([c.action != "none" and not c.background for c in classes])
-        self._thresholds = np.full(len(self.labels), settings.threshold, dtype=np.float64)
+        self._acting = np.array([c.action != "none" and not c.background for c in classes], dtype=bool)
+        self._take: np.ndarray | None = None
+        """Model output index per policy class (None: the model's order is the config's)."""
+        self._padded = np.zeros(0, np.float32)
         self._threshold = settings.threshold
+        self._per_class: dict[str, float] = {}
+        self._thresholds = np.full(len(self.labels), settings.threshold, dtype=np.float64)
         self._history: deque[tuple[int, float]] = deque()
         """(class detected or -1, its score) for the last n hops."""
         self._counts = [0] * len(self.labels)
@@ -81,6 +103,7 @@ class DecisionPolicy:
     def threshold(self, value: float) -> None:
         # NOTE: a threshold the user sets by hand applies to every class, over the calibrated ones.
         self._threshold = float(value)
+        self._per_class = {}
         self._thresholds[:] = self._threshold
 
     @property
@@ -89,10 +112,29 @@ class DecisionPolicy:
 
     def set_thresholds(self, per_class: dict[str, float] | None) -> None:
         """Per-class thresholds (a model's calibration); classes not named keep :attr:`threshold`."""
-        self._thresholds[:] = self._threshold
+        self._per_class = dict(per_class or {})
+        self._thresholds = np.full(len(self.labels), self._threshold, dtype=np.float64)
         for i, lb in enumerate(self.labels):
-            if per_class and lb in per_class:
-                self._thresholds[i] = float(per_class[lb])
+            if lb in self._per_class:
+                self._thresholds[i] = float(self._per_class[lb])
+
+    def bind(self, model_labels: tuple[str, ...] | list[str]) -> Binding:
+        """Match the model's outputs to the configured classes by name (once per model, so the
+        per-hop cost is one gather, and nothing when the orders agree)."""
+        config = tuple(c.name for c in self._classes)
+        model = tuple(model_labels)
+        extra = tuple(lb for lb in model if lb not in config)
+        self.labels = config + extra
+        acting = [c.action != "none" and not c.background for c in self._classes]
+        self._acting = np.array(acting + [False] * len(extra), dtype=bool)
+        where = {lb: i for i, lb in enumerate(model)}
+        take = [where.get(lb, len(model)) for lb in self.labels]    # len(model) → the padded zero
+        self._take = None if self.labels == model else np.array(take, dtype=np.intp)
+        self._padded = np.zeros(len(model) + 1, np.float32)
+        self.set_thresholds(self._per_class)     # one per (now possibly longer) label list
+        self.reset()
+        missing = tuple(lb for lb in config if lb not in where)
+        return Binding(missing, extra, tuple(c.name for c, a in zip(self._classes, acting) if a and c.name in where))
 
     def reset(self) -> None:
         self._history.clear()
@@ -103,6 +145,10 @@ class DecisionPolicy:
         self._quiet_since = None
 
     def update(self, probs: np.ndarray, level_db: float, t: float) -> Verdict:
+        """``probs`` in the order of the bound model's outputs (or of the config, unbound)."""
+        if self._take is not None:
+            self._padded[:-1] = probs
+            probs = self._padded[self._take]
         top = int(np.argmax(probs))
         score = float(probs[top])
         hit = (self._acting[top] and score >= self._thresholds[top] and level_db >= self.settings.min_level_db)

@@ -6,19 +6,29 @@ another gain) and follow the servo. The same helpers drive the end-to-end tests.
 
 The audio is pushed through the engine block by block on this thread (exactly what the daemon's
 loop does with the ring), so the story is deterministic and runs faster than real time.
+
+Where it writes: a scratch dir of its own, unless told ``--into DIR`` (``deploy/dev.sh run`` keeps
+the demo's model that way). A dir is the demo's when it is empty or carries the demo's marker
+(:data:`MARKER`: how many rows the demo left, and its last row id); a dir with anything else in its
+store or registry is refused, untouched — once a user's real store got 1,512 synthetic windows and
+a new model. In its own dir a re-run replaces its previous examples instead of doubling them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from edge.audio import synth
 from edge.config import SAMPLE_RATE
+from edge.errors import UsageError
+from edge.fileio import atomic_write_bytes
 from edge.events import DecisionMade, Event
 from edge.service import Service
 
@@ -33,6 +43,50 @@ TRAIN_SCENES = {
 }
 TEST_SCENE = ("gap:1, snap, gap:1.2, snap, gap:1.2, whistle, gap:1.2, babble:2, gap:1.2, whistle:0.6, "
               "gap:1.2, whistle, gap:1, noise:1, gap:1")
+
+
+MARKER = ".edge-slider-demo"
+"""In a state dir the demo wrote: ``{"rows": N, "last_id": M}`` of its store when it finished."""
+
+
+def _store_mark(state: Path) -> dict:
+    from edge.store import ExampleStore
+    db = state / "examples.sqlite"
+    if not db.exists():
+        return {"rows": 0, "last_id": 0}
+    with ExampleStore(db) as store:
+        return {"rows": len(store), "last_id": store.last_id()}
+
+
+def claim_state_dir(state: Path) -> None:
+    """Make sure ``state`` holds nothing but the demo's own data, then drop its previous examples.
+
+    Raises UsageError (and touches nothing) for a dir with examples or models the demo did not write.
+    """
+    from edge.model.registry import ModelRegistry
+    from edge.store import ExampleStore
+    state = Path(state)
+    mark = _store_mark(state)
+    models = ModelRegistry(state / "models").versions()
+    try:
+        saved = json.loads((state / MARKER).read_text())
+    except (OSError, ValueError):
+        saved = None
+    ours = (saved is not None and {k: saved.get(k) for k in mark} == mark) or (mark["rows"] == 0 and not models)
+    if not ours:
+        what = f"{mark['rows']} examples" + (f" and model(s) v{', v'.join(map(str, models))}" if models else "")
+        raise UsageError(f"{state} holds {what} that are not the demo's: the demo never writes there; run "
+                         "`edge-slider demo` (a scratch dir of its own) or `edge-slider demo --into NEW_DIR`")
+    if mark["rows"]:
+        with ExampleStore(state / "examples.sqlite") as store:
+            store.delete()                       # the demo's own previous run: replaced, not doubled
+    mark_state_dir(state)
+
+
+def mark_state_dir(state: Path) -> None:
+    """Record what the demo left, so the next ``demo --into`` recognises the dir as its own."""
+    Path(state).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(state) / MARKER, json.dumps(_store_mark(Path(state))).encode())
 
 
 def expected_position(start: float, onsets: list[synth.Onset], steps: dict[str, float]) -> float:

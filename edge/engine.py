@@ -67,11 +67,16 @@ class Engine:
         self.slider = slider
         self.led = led
         self.bus = bus or EventBus()
-        self.classifier = classifier
         self._trainer = trainer
         self.frontend = FrameStream(config.frontend.hop, config.frontend.db_floor)
         self.policy = DecisionPolicy(config.listen, config.classes)
-        self._use_model_thresholds(classifier)
+        self.problems: dict[str, str] = {}
+        """What is wrong but survivable (damaged model, store, class mismatch), by key; in the state."""
+        self._unannounced: list[tuple[str, str]] = []
+        self._announcing = False
+        self._listen_refusal: str | None = None
+        self.classifier = None
+        self._use_classifier(classifier)
         self.mode = IDLE
         self._resume_listening = False
         self._collector: HoldCollector | None = None
@@ -230,6 +235,66 @@ class Engine:
         self.bus.publish(ModeChanged(mode, label))
         log.info("mode: %s%s", mode, f" ({label})" if label else "")
 
+    # ------------------------------------------------------------------ problems
+    def report_problem(self, key: str, where: str, message: str) -> None:
+        """Say it once: a warning in the log, an ``error`` event, and ``problems`` in the state.
+        Events wait for :meth:`start_reporting` (the service calls it once MQTT is subscribed)."""
+        if self.problems.get(key) == message:
+            return
+        self.problems[key] = message
+        log.warning("%s", message)
+        if self._announcing:
+            self.bus.publish(ErrorOccurred(where, message))
+        else:
+            self._unannounced.append((where, message))
+
+    def clear_problem(self, key: str) -> None:
+        self.problems.pop(key, None)
+
+    def start_reporting(self) -> None:
+        self._announcing = True
+        pending, self._unannounced = self._unannounced, []
+        for where, message in pending:
+            self.bus.publish(ErrorOccurred(where, message))
+
+    def _can_listen(self) -> bool:
+        return self.classifier is not None and not self._listen_refusal
+
+    def _store_problem(self) -> str | None:
+        return getattr(self.store, "problem", None)
+
+    def _use_classifier(self, classifier) -> None:
+        """Put a model in service: its outputs meet the configured classes by name, once, and its
+        own calibrated thresholds come with it."""
+        self.classifier = classifier
+        self._listen_refusal = None
+        if classifier is None:
+            self.clear_problem("classes")
+            return
+        b = self.policy.bind(tuple(classifier.labels))
+        self._use_model_thresholds(classifier)
+        name = f"model v{classifier.version}" if getattr(classifier, "version", None) else "the model"
+        parts = []
+        if b.missing:
+            parts.append(f"configured class{'es' if len(b.missing) > 1 else ''} "
+                         f"{', '.join(map(repr, b.missing))} not in {name} (its labels: "
+                         f"{', '.join(classifier.labels)}): never detected")
+        if b.extra:
+            parts.append(f"{name} output{'s' if len(b.extra) > 1 else ''} {', '.join(map(repr, b.extra))} "
+                         + ("not configured classes: they never act" if len(b.extra) > 1
+                            else "not a configured class: never acts"))
+        if not b.acting:
+            acting = [c.name for c in self.config.classes if c.action != "none" and not c.background]
+            self._listen_refusal = (f"{name} detects none of the configured acting classes "
+                                    f"({', '.join(acting) or 'none configured'}): retrain (`edge-slider train`) "
+                                    "or set [classes] to the model's labels")
+            parts.append("listening refused")
+        if parts:
+            self.report_problem("classes", "model", "classes do not match: " + "; ".join(parts)
+                                + "; fix: retrain (`edge-slider train`) or make [classes] match the model")
+        else:
+            self.clear_problem("classes")
+
     def _refuse(self, request: str, reason: str) -> None:
         self.bus.publish(Refused(request, reason))
         if self.led is not None:
@@ -244,6 +309,8 @@ class Engine:
 
     def _start_collection(self, label: str, source: str, seconds: float | None = None) -> dict[str, Any]:
         self._check_label(label)
+        if self._store_problem():
+            self._refuse(f"collect {label}", self._store_problem())
         if self.mode == TRAINING:
             self._refuse(f"collect {label}", "training in progress: collect again when it has finished")
         if self.mode == COLLECTING:
@@ -298,13 +365,18 @@ class Engine:
         log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (%s, session %s)",
                  result.label, stored, moved, background, skipped, gate, session)
         self.bus.publish(event)
-        self._set_mode(LISTENING if self._resume_listening and self.classifier else IDLE)
+        self._set_mode(LISTENING if self._resume_listening and self._can_listen() else IDLE)
         return {k: v for k, v in event.to_dict().items() if k != "kind"}
 
     def _train(self) -> dict[str, Any]:
         if self.mode in (COLLECTING, TRAINING):
             self._refuse("train", f"cannot train while {self.mode}")
-        counts = self.store.counts()
+        if self._store_problem():
+            self._refuse("train", self._store_problem())
+        try:
+            counts = self.store.counts()
+        except StoreError as exc:
+            self._refuse("train", str(exc))
         low = [f"{lb} {counts.get(lb, 0)}" for lb in self.config.labels
                if counts.get(lb, 0) < self.config.train.min_examples]
         if low:
@@ -341,7 +413,8 @@ class Engine:
             except EdgeError as exc:
                 error = exc
             else:
-                self._install(classifier)
+                self._use_classifier(classifier)
+                self.clear_problem("model")         # a whole new model serves: the fallback is over
                 val = getattr(outcome, "val_accuracy", None)
                 self.bus.publish(ModelChanged(getattr(classifier, "version", None), tuple(classifier.labels), val))
                 cal = getattr(outcome, "calibration", None)
@@ -352,14 +425,8 @@ class Engine:
             self.bus.publish(TrainingFinished(False, None, None, seconds, str(error)))
             self.bus.publish(ErrorOccurred("training", str(error)))
             log.error("training failed, previous model kept: %s", error)
-        listen = self.classifier is not None and (self._resume_listening or self.config.listen.autostart)
+        listen = self._can_listen() and (self._resume_listening or self.config.listen.autostart)
         self._set_mode(LISTENING if listen else IDLE)
-
-    def _install(self, classifier) -> None:
-        """A new model goes into service: its own calibrated thresholds come with it."""
-        self.classifier = classifier
-        self.policy.reset()
-        self._use_model_thresholds(classifier)
 
     def _use_model_thresholds(self, classifier) -> None:
         self.policy.threshold = self.config.listen.threshold
@@ -379,6 +446,8 @@ class Engine:
             if self.classifier is None:
                 self._refuse("listen on", "no model installed: hold the class buttons to collect examples, "
                              "then press Train")
+            if self._listen_refusal:
+                self._refuse("listen on", self._listen_refusal)
             if self.mode != LISTENING:
                 self.policy.reset()
                 self._set_mode(LISTENING)
@@ -459,7 +528,8 @@ class Engine:
         if self.mode == TRAINING:
             self._refuse("model rollback", "training in progress")
         version = self.registry.rollback()
-        self._install(self.registry.load_current(expect_hop=self.config.frontend.hop))
+        self._use_classifier(self.registry.load_current(expect_hop=self.config.frontend.hop))
+        self.clear_problem("model")
         self.bus.publish(ModelChanged(version, tuple(self.classifier.labels), None))
         return {"version": version}
 
@@ -541,6 +611,7 @@ class Engine:
             "rss_mb": round(rss_mb(), 1),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "version": __version__,
+            "problems": dict(self.problems),
         }
 
     # ------------------------------------------------------------------ shutdown

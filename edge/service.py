@@ -8,8 +8,11 @@ What the daemon survives and what it dies on (deliberately):
 
 * survives: a broker that is absent, restarts or refuses us (the device works from its buttons);
   bad MQTT payloads; a failed training (old model stays); a full disk (collection refused);
-  a microphone that errors (reopened with backoff).
-* dies (systemd restarts it): a bad config, an unreadable state dir, a hung loop (watchdog).
+  a microphone that errors (reopened with backoff); a damaged model pointer or newest model
+  (the newest whole model in history serves); a read-only state dir or a damaged example store
+  (it listens with the model; collection and training are refused with the cause and the fix).
+  Each is said once: a log warning, an ``error`` event, ``problems`` in the state.
+* dies (systemd restarts it): a bad config, a state dir that cannot be created, a hung loop (watchdog).
 """
 
 from __future__ import annotations
@@ -122,20 +125,27 @@ class Service:
             raise StoreError(f"state dir {config.state_path}: cannot create ({exc.strerror}); "
                              "set --state-dir or device.state_dir") from None
         self.bus = EventBus()
-        self.store = _make_store(config)
+        store_problem = None
+        try:
+            self.store = _make_store(config)
+        except StoreError as exc:
+            # NOTE: a read-only or damaged store must not keep a good model from listening.
+            from edge.store import UnavailableStore
+            store_problem = str(exc)
+            self.store = UnavailableStore(config.state_path / "examples.sqlite", store_problem)
         self._closers.append(self.store.close)
         self.registry = _make_registry(config)
         self.pin_factory, self.slider, self.led = _make_hardware(config, options.simulate, options.buttons)
         # NOTE: closed in reverse: park (save, detach) before the devices close.
         self._closers += [self.led.close, self.slider.close, self.slider.park]
-        classifier = None
-        try:
-            classifier = self.registry.load_current(expect_hop=config.frontend.hop)
-        except EdgeError as exc:
-            log.error("no usable model: %s", exc)
+        classifier, model_problem = self.registry.load_serving(expect_hop=config.frontend.hop)
         self.engine = Engine(config, store=self.store, registry=self.registry, slider=self.slider, led=self.led,
                              bus=self.bus, classifier=classifier,
                              trainer=_make_trainer(config, self.store, self.registry))
+        if model_problem:
+            self.engine.report_problem("model", "model", model_problem)
+        if store_problem:
+            self.engine.report_problem("store", "store", store_problem)
         self.ring = Ring(int(config.audio.ring_seconds * SAMPLE_RATE), max_write=4096)
         self.source = _make_source(config, self.ring, options)
         self.engine.audio_health = self._audio_health
@@ -187,8 +197,9 @@ class Service:
         self._install_signals()
         if self.telemetry is not None:
             self.telemetry.start()
+        engine.start_reporting()          # start-up problems: now MQTT's queue is there to carry them
         self._start_source()
-        if engine.classifier is not None and self.config.listen.autostart:
+        if engine._can_listen() and self.config.listen.autostart:
             engine._listen(True)
         else:
             engine._set_mode(engine.mode)

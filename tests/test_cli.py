@@ -118,3 +118,73 @@ def test_collect_from_wav_then_listen_writes_events(capsys, tmp_path, state, mon
     assert set(lines[0]) == {"t", "label", "score", "position"}
     assert lines[0]["position"] == pytest.approx(4.9) and lines[1]["position"] == pytest.approx(5.0)
     assert 0.5 < lines[0]["t"] < 1.2
+
+
+def test_model_import_of_random_bytes_names_the_fix(capsys, tmp_path, state):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    rc, _, err = run(capsys, "--state-dir", state, "model", "import", str(junk))
+    assert rc != 0 and len(err.strip().splitlines()) == 1, err
+    assert "--labels" in err and ".tflite" in err, err
+
+
+def _foreign_store(state):
+    from edge.store import ExampleStore
+    with ExampleStore(state / "examples.sqlite") as s:
+        s.add_many("left", np.zeros((7, 3, 232), np.float32), "button", "mine")
+
+
+@pytest.mark.parametrize("how", ["--state-dir", "--into"])
+def test_demo_never_writes_into_a_store_with_examples_it_did_not_write(capsys, tmp_path, how):
+    from pathlib import Path
+    from edge.store import ExampleStore
+    state = tmp_path / "real"
+    _foreign_store(state)
+    argv = ("--state-dir", str(state), "demo") if how == "--state-dir" else ("demo", "--into", str(state))
+    rc, out, err = run(capsys, *argv)
+    assert rc != 0 and "not the demo's" in err and len(err.strip().splitlines()) == 1, (rc, err)
+    with ExampleStore(state / "examples.sqlite") as s:
+        assert s.counts() == {"left": 7}
+    assert not (state / "models").exists()
+    assert not Path(state / "position.json").exists()
+
+
+def test_demo_without_a_dir_uses_a_scratch_dir_and_into_a_demo_dir_can_run_again(capsys, tmp_path, monkeypatch):
+    from edge.store import ExampleStore
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    rc, out, _ = run(capsys, "demo")
+    assert rc == 0 and not (home / ".local").exists()
+    demo = tmp_path / "demo-state"
+    for _ in range(2):                           # deploy/dev.sh run, twice
+        rc, out, err = run(capsys, "demo", "--into", str(demo))
+        assert rc == 0, err
+    with ExampleStore(demo / "examples.sqlite") as s:
+        n = len(s)
+    assert 1000 < n < 2000, n                    # the second run replaced its own examples, did not double them
+    assert (demo / "models" / "current").is_file()
+
+
+def test_damaged_store_cli_says_the_fix_and_dataset_recover_applies_it(capsys, tmp_path, state):
+    """`train`/`dataset stats` on a corrupt page died with a DatabaseError traceback."""
+    from pathlib import Path
+    from edge.store import ExampleStore
+    db = Path(state) / "examples.sqlite"
+    with ExampleStore(db) as s:
+        for k in range(6):
+            s.add_many("left" if k % 2 else "noise", np.full((250, 3, 232), k, np.float32), "test", f"s{k}")
+    with open(db, "r+b") as f:
+        f.seek(4096 * 299)
+        f.write(b"\xff" * 16)
+    for argv in (("dataset", "stats"), ("train",)):
+        rc, _, err = run(capsys, "--state-dir", state, *argv)
+        assert rc != 0 and "dataset recover" in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    rc, out, err = run(capsys, "--state-dir", state, "dataset", "recover")
+    assert rc == 0 and "recovered 14" in out and "damaged-" in out, (out, err)
+    assert list(Path(state).glob("examples.sqlite.damaged-*"))
+    rc, out, _ = run(capsys, "--state-dir", state, "dataset", "stats")
+    assert rc == 0 and "examples in" in out
+    rc, _, err = run(capsys, "--state-dir", state, "dataset", "recover")
+    assert rc != 0 and "not damaged" in err

@@ -113,3 +113,53 @@ def test_registry_from_before_the_history_file_rolls_back_by_number(tmp_path, mo
     (tmp_path / "models" / "history").unlink()
     assert reg.install(model_bytes[0]) == 4
     assert reg.rollback() == 3 and reg.rollback() == 2
+
+
+def test_non_utf8_pointer_is_a_model_error_not_a_traceback(tmp_path, model_bytes):
+    """A power cut can leave any bytes in `current` (here: not even UTF-8)."""
+    reg = ModelRegistry(tmp_path / "models")
+    reg.install(model_bytes[0])
+    (tmp_path / "models" / "current").write_bytes(b"\xff\xfe\x00\x9c")
+    with pytest.raises(ModelError, match="current"):
+        reg.current_version()
+
+
+@pytest.mark.parametrize("damage", ["garbage-pointer", "truncated", "missing", "no-pointer"])
+def test_serving_falls_back_along_history_to_the_newest_whole_model(tmp_path, model_bytes, damage):
+    reg = ModelRegistry(tmp_path / "models", keep=10)
+    for i in range(3):
+        reg.install(model_bytes[i % 2])
+    reg.rollback()                                     # history 1, 2; v3 was rejected
+    m = tmp_path / "models"
+    if damage == "garbage-pointer":
+        (m / "current").write_bytes(b"\xff\xfe\x00\x9c")
+    elif damage == "truncated":
+        (m / "v0002.tflite").write_bytes(model_bytes[1][:500])
+    elif damage == "missing":
+        (m / "v0002.tflite").unlink()
+    else:
+        (m / "current").unlink()
+    clf, problem = reg.load_serving()
+    want = 2 if damage in ("garbage-pointer", "no-pointer") else 1
+    assert clf.version == want, (damage, problem)
+    assert problem and "\n" not in problem and f"v{want}" in problem
+    assert reg.versions() == [1, 2, 3] or damage == "missing"        # nothing deleted
+    if damage == "garbage-pointer":
+        assert (m / "current").read_bytes() == b"\xff\xfe\x00\x9c"   # kept as evidence
+
+
+def test_serving_a_healthy_registry_reports_no_problem(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models")
+    assert reg.load_serving() == (None, None)
+    reg.install(model_bytes[0])
+    clf, problem = reg.load_serving()
+    assert clf.version == 1 and problem is None
+
+
+def test_rollback_repairs_a_damaged_pointer_to_what_the_daemon_serves(tmp_path, model_bytes):
+    reg = ModelRegistry(tmp_path / "models", keep=10)
+    for i in range(3):
+        reg.install(model_bytes[i % 2])
+    (tmp_path / "models" / "current").write_bytes(b"\xff\x00")
+    served, _ = reg.load_serving()
+    assert reg.rollback() == served.version == 3 and reg.current_version() == 3

@@ -154,3 +154,77 @@ def test_a_hold_and_its_background_are_one_transaction(tmp_path):
         with pytest.raises(StoreError, match="nothing was written"):
             s.add_groups([("left", windows(3)), (None, windows(2))], "button", "s2")
         assert s.counts() == {"left": 4, "noise": 6}
+
+
+def _filled(tmp_path, n=1500):
+    p = tmp_path / "ex.sqlite"
+    with ExampleStore(p) as s:
+        for k in range(0, n, 250):
+            s.add_many("left" if k % 500 else "noise", windows(250, k), "test", f"s{k}")
+    return p
+
+
+def _corrupt_page(path, page=300):
+    with open(path, "r+b") as f:
+        f.seek(4096 * (page - 1))
+        f.write(b"\xff" * 16)
+
+
+def test_corrupt_page_is_found_at_open_cheaply_with_the_fix(tmp_path):
+    """A corrupt page used to open silently, then `train` died with a DatabaseError traceback."""
+    p = _filled(tmp_path)
+    with ExampleStore(p):
+        pass
+    t0 = time.perf_counter()
+    with ExampleStore(p):
+        pass
+    healthy_open_s = time.perf_counter() - t0
+    assert healthy_open_s < 0.25, healthy_open_s                   # quick_check on 1,500 windows included
+    _corrupt_page(p)
+    with pytest.raises(StoreError) as e:
+        ExampleStore(p)
+    assert "malformed" in str(e.value) and "edge-slider dataset recover" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_store_damaged_after_open_reads_as_one_line_store_errors(tmp_path):
+    p = _filled(tmp_path)
+    s = ExampleStore(p)
+    try:
+        _corrupt_page(p)
+        with pytest.raises(StoreError, match="dataset recover"):
+            s.load(("left", "noise"))
+    finally:
+        s.close()
+
+
+def test_damaged_header_names_the_fix(tmp_path):
+    p = _filled(tmp_path, 250)
+    with open(p, "r+b") as f:
+        f.seek(16)
+        f.write(bytes(range(200, 250)))
+    with pytest.raises(StoreError) as e:
+        ExampleStore(p)
+    assert "not a database" in str(e.value) and "edge-slider dataset recover" in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["page", "header"])
+def test_recover_salvages_readable_rows_and_keeps_the_damaged_file(tmp_path, damage):
+    from edge.store import recover_store
+    p = _filled(tmp_path)
+    if damage == "page":
+        _corrupt_page(p)
+    else:
+        with open(p, "r+b") as f:
+            f.seek(16)
+            f.write(bytes(range(200, 250)))
+    before = p.read_bytes()
+    report = recover_store(p)
+    kept = report["kept"]
+    assert kept.read_bytes() == before and kept.name.startswith("ex.sqlite.damaged-")
+    with ExampleStore(p) as s:                    # opens: quick_check passes on the new store
+        assert s.integrity_ok()
+        n = len(s)
+        x, y, labels = s.load(("left", "noise"))
+    assert n == report["recovered"] >= 1490, report       # a 16-byte scribble costs a page or two
+    assert x.shape == (n, 3, 232) and set(labels) == {"left", "noise"}

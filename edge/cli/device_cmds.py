@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -17,7 +18,7 @@ from edge.audio.wavfile import read_wav
 from edge.cli.audio_cmds import record_seconds
 from edge.collect import gate_windows
 from edge.config import SAMPLE_RATE, Config
-from edge.errors import UsageError
+from edge.errors import StoreError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="scripted end-to-end story on mock hardware (< 1 min): collect, train, listen")
     p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic sounds")
     p.add_argument("--mqtt", action="store_true", help="also publish to the configured MQTT broker")
+    p.add_argument("--into", metavar="DIR", help="keep the demo's examples and model in DIR (empty, or a dir an "
+                   "earlier demo wrote; a dir with other examples or models is refused). Default: a scratch dir, "
+                   "deleted afterwards")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("collect", help="store examples from WAV files or the mic, exactly as holding a button would")
@@ -70,10 +74,16 @@ def cmd_run(args, config: Config) -> int:
 
 
 def cmd_demo(args, config: Config) -> int:
-    from edge.demo import run_demo
+    from edge.demo import claim_state_dir, mark_state_dir, run_demo
     from edge.service import RunOptions, Service
     tmp = None
-    if not args.state_dir:
+    # NOTE: never device.state_dir or the default: the demo's synthetic examples and model would
+    # land in the user's real store. An explicit --state-dir (older scripts) counts as --into.
+    into = args.into or args.state_dir
+    if into:
+        config = config.replace("device", state_dir=str(Path(into).expanduser()))
+        claim_state_dir(config.state_path)
+    else:
         tmp = tempfile.TemporaryDirectory(prefix="edge-slider-demo-")
         config = config.replace("device", state_dir=tmp.name)
     # NOTE: the demo's story is about the codelab defaults; a user's own pins and classes still apply.
@@ -89,6 +99,8 @@ def cmd_demo(args, config: Config) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
+        else:
+            mark_state_dir(config.state_path)
 
 
 def _open_store(config: Config):
@@ -135,7 +147,14 @@ def cmd_listen(args, config: Config) -> int:
         raise UsageError(f"no model in {config.state_path}: run `edge-slider train` first (or pass --state-dir)")
     samples = read_wav(args.from_wav) if args.from_wav else record_seconds(config, args.seconds)
     slider = Slider(NullOutput(), config.slider, None)
-    with _open_store(config) as store:
+    try:
+        store = _open_store(config)
+    except StoreError as exc:
+        # NOTE: listening needs only the model: a read-only or damaged store must not stop it
+        from edge.store import UnavailableStore
+        log.warning("%s", exc)
+        store = UnavailableStore(config.state_path / "examples.sqlite", str(exc))
+    with contextlib.closing(store):
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
         out = open(args.events, "w", encoding="utf-8") if args.events else None
         decisions = []

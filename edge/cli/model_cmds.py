@@ -29,6 +29,9 @@ def register(sub) -> None:
     q.add_argument("--session", help="only this collection session (see `dataset stats --sessions`)")
     q.add_argument("--yes", action="store_true", help="do not ask")
     q.set_defaults(func=cmd_dataset_clear)
+    q = dsub.add_parser("recover", help="a damaged store: copy every readable example into a new store, keep "
+                        "the damaged file as examples.sqlite.damaged-<time> (stop the daemon first)")
+    q.set_defaults(func=cmd_dataset_recover)
 
     p = sub.add_parser("train", help="train on the stored examples and install the int8 model")
     p.add_argument("--preset", choices=("default", "codelab"), default="default",
@@ -129,6 +132,15 @@ def cmd_dataset_clear(args, config: Config) -> int:
     return 0
 
 
+def cmd_dataset_recover(args, config: Config) -> int:
+    from edge.store import recover_store
+    report = recover_store(config.state_path / "examples.sqlite")
+    print(f"recovered {report['recovered']} examples ("
+          + ", ".join(f"{k} {v}" for k, v in sorted(report["labels"].items()))
+          + f"); {report['unreadable']} unreadable; the damaged file is kept as {report['kept']}")
+    return 0
+
+
 def cmd_train(args, config: Config) -> int:
     import time
     from edge.model.pipeline import build_model, recipe_from_config
@@ -220,7 +232,13 @@ def cmd_model_list(args, config: Config) -> int:
     if not versions:
         print(f"no models in {reg.root}")
         return 0
-    current = reg.current_version()
+    try:
+        current = reg.current_version()
+    except ModelError as exc:
+        # NOTE: the list is what a user needs to repair a damaged pointer: show it anyway
+        served, _ = reg.load_serving(expect_hop=None)
+        current = served.version if served else None
+        print(f"warning: {exc}; the daemon serves v{current}" if current else f"warning: {exc}", file=sys.stderr)
     for v in versions:
         try:
             clf = reg.load(v)
@@ -252,16 +270,27 @@ def cmd_model_export(args, config: Config) -> int:
     return 0
 
 
+IMPORT_HINT = ("a valid file is a .tflite flatbuffer: one `edge-slider train` or `model export` wrote (labels "
+               "inside), or a foreign classifier with input [1, 3, 232, 1] given `--labels FILE` (one label per line, "
+               "in output order)")
+
+
 def cmd_model_import(args, config: Config) -> int:
     try:
         data = Path(args.inp).read_bytes()
     except OSError as exc:
         raise ModelError(f"{args.inp}: cannot read ({exc.strerror})") from None
-    from edge.model.classifier import read_labels, read_metadata
+    from edge.model.classifier import check_bytes, read_labels, read_metadata
     labels = read_labels(args.labels) if args.labels else None
-    if read_metadata(data, args.inp) is not None:
-        labels = None  # ours: labels come from its metadata
-    version = _registry(config).install(data, labels=labels, expect_hop=config.frontend.hop)
+    try:
+        check_bytes(data, args.inp)
+        if read_metadata(data, args.inp) is not None:
+            labels = None  # ours: labels come from its metadata
+        version = _registry(config).install(data, labels=labels, expect_hop=config.frontend.hop)
+    except ModelError as exc:
+        if "hop" in str(exc) or "trained for" in str(exc) or "cannot install" in str(exc):
+            raise                                # a real model that does not fit: its message has the fix
+        raise ModelError(f"{exc}; {IMPORT_HINT}") from None
     print(f"installed {args.inp} as model v{version}")
     return 0
 

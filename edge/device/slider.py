@@ -107,6 +107,7 @@ class Slider:
         self._last_save = clock()
         self._last_move: float | None = None
         self._attached = False
+        self._save_error: str | None = None
 
     def _restore(self) -> float:
         if self.state_file is None or not self.state_file.is_file():
@@ -152,8 +153,12 @@ class Slider:
         try:
             atomic_write_bytes(self.state_file, json.dumps({"position": self.position}).encode())
             self._saved = self.position
+            self._save_error = None
         except OSError as exc:
-            log.error("cannot save slider position to %s: %s", self.state_file, exc.strerror)
+            # NOTE: once per cause: on a read-only state dir every move would log it again
+            (log.debug if exc.strerror == self._save_error else log.error)(
+                "cannot save slider position to %s: %s", self.state_file, exc.strerror)
+            self._save_error = exc.strerror
 
     def park(self) -> None:
         """On shutdown: save the position, stop driving the servo."""

@@ -9,6 +9,11 @@ Install = validate (the runtime loads it and it fits the front end) → temp fil
 → move the pointer the same way. A corrupt or truncated file is refused before the pointer moves,
 so the model in service never changes to something that cannot run.
 
+What a power cut or a bad card can still do to files already there (garbage bytes in ``current``,
+a truncated or vanished model) must not stop the daemon: :meth:`load_serving` falls back along
+``history`` to the newest whole model and says why, and touches nothing (the damaged files stay
+as evidence; the next install or rollback rewrites the pointer).
+
 Rollback follows ``history``, not the numbers: a kill -9 between a file's rename and the pointer's
 move leaves a whole version that never served (v5 served, v6 orphaned, v7 installed), and after
 a rollback from v5 to v4 a new v6 should roll back to v4, not to the v5 the user rejected.
@@ -47,14 +52,18 @@ class ModelRegistry:
 
     def current_version(self) -> int | None:
         try:
-            text = (self.root / "current").read_text().strip()
+            raw = (self.root / "current").read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise ModelError(f"{self.root / 'current'}: cannot read ({exc.strerror})") from None
+        # NOTE: bytes first: a power cut can leave anything here, not even UTF-8 (a traceback and a
+        # systemd restart loop before this was decoded leniently).
+        text = raw.decode("ascii", "replace").strip()
         if not text.isdigit():
-            raise ModelError(f"{self.root / 'current'}: holds {text[:20]!r}, not a version number; "
-                             "run `edge-slider model rollback` or `model list`")
+            raise ModelError(f"{self.root / 'current'}: holds {text[:20]!r}, not a version number (damaged); "
+                             "`edge-slider model rollback` points it at the newest whole model, `model list` "
+                             "shows them all")
         return int(text)
 
     def load(self, version: int, expect_hop: int | None = None) -> Classifier:
@@ -69,6 +78,42 @@ class ModelRegistry:
         """The model in service, or None when none was ever installed."""
         version = self.current_version()
         return None if version is None else self.load(version, expect_hop)
+
+    def load_serving(self, expect_hop: int | None = None) -> tuple[Classifier | None, str | None]:
+        """What the daemon serves: the current model, else the newest whole one along ``history``.
+
+        Returns ``(classifier or None, problem or None)``; never raises a ModelError. The problem is
+        one line naming what is damaged and which model serves instead.
+        """
+        try:
+            version = self.current_version()
+            if version is None and not self.versions():
+                return None, None                   # a fresh device: nothing was ever installed
+            if version is None:
+                raise ModelError(f"{self.root / 'current'} is missing")
+            return self.load(version, expect_hop), None
+        except ModelError as exc:
+            damage = str(exc)
+        try:
+            bad = self.current_version()
+        except ModelError:
+            bad = None
+        for v in self._fallbacks(bad):
+            try:
+                clf = self.load(v, expect_hop)
+            except ModelError as exc:
+                log.warning("fallback model v%d unusable too: %s", v, exc)
+                continue
+            return clf, f"{damage}; serving v{v} instead (the newest whole model in history; " \
+                        "`edge-slider model list` shows them all)"
+        return None, f"{damage}; no whole model to fall back to: train again (`edge-slider train` or the Train button)"
+
+    def _fallbacks(self, bad: int | None) -> list[int]:
+        """Candidates newest first: what served (history), then — for a registry from before the
+        history file — the rest by number; never ``bad``."""
+        kept = set(self.versions())
+        order = [v for v in reversed(self._history()) if v in kept and v != bad]
+        return list(dict.fromkeys(order))
 
     def install(self, data: bytes, labels: list[str] | None = None, expect_hop: int | None = None) -> int:
         """Validate, store as the next version, point ``current`` at it, prune old ones."""
@@ -116,8 +161,22 @@ class ModelRegistry:
             log.warning("model history not updated (%s)", exc.strerror)
 
     def rollback(self) -> int:
-        """Point ``current`` at the model that served before it; returns that version."""
-        current = self.current_version()
+        """Point ``current`` at the model that served before it; returns that version.
+
+        With a damaged pointer it points at what the daemon serves instead (the newest whole model
+        in history): the repair the pointer's own error message sends the user here for."""
+        try:
+            current = self.current_version()
+        except ModelError as exc:
+            for v in self._fallbacks(None):
+                try:
+                    self.load(v)
+                except ModelError:
+                    continue
+                self._point(v)
+                log.warning("%s; pointer repaired: v%d (the newest whole model in history) is current", exc, v)
+                return v
+            raise
         kept = set(self.versions())
         history = self._history()
         if current in history:   # forget it and whatever a half-done rollback left after it

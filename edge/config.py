@@ -148,6 +148,10 @@ class CollectSettings:
                              default=30.0, min=1.0, max=600.0)
     discard_hold_s: float = _doc("Holding the Train button this long discards the last collected session "
                                  "instead of training, seconds.", default=3.0, min=1.0, max=30.0)
+    max_windows_per_collection: int = _doc("Most windows one collection (a hold, or one file of `collect "
+                                           "--from-wav`) stores, all classes together; the earliest are kept, "
+                                           "the rest skipped with a message (a 1-hour file is 155,000 windows).",
+                                           default=4000, min=1, max=20000)
 
 
 @dataclass(frozen=True)

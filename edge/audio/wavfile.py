@@ -118,6 +118,8 @@ def open_wav(path: str | Path) -> WavFile:
         raise WavError(f"{name}: is a directory, not a WAV file") from None
     except OSError as exc:
         raise WavError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if info.frames == 0:
+        raise WavError(f"{name}: the WAV holds no audio (0 samples)")
     return WavFile(p, info, offset)
 
 
@@ -207,8 +209,6 @@ def read_wav(path: str | Path) -> np.ndarray:
     if size > MAX_WAV_BYTES:
         raise WavError(f"{path}: {size} bytes of audio is too large to read at once (limit {MAX_WAV_BYTES}); "
                        "split it with sox")
-    if wav.info.frames == 0:
-        raise WavError(f"{path}: the WAV holds no audio (0 samples)")
     if wav.info.rate != SAMPLE_RATE:
         log.info("%s: resampling %d Hz → %d Hz", path, wav.info.rate, SAMPLE_RATE)
     blocks = list(wav.blocks())

@@ -47,7 +47,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from-wav", metavar="F", help="WAV file to listen to")
     src.add_argument("--seconds", type=float, help="listen to the microphone this long")
-    p.add_argument("--events", metavar="OUT.jsonl", help="write one JSON line per decision here")
+    p.add_argument("--events", metavar="OUT.jsonl", help="also write one JSON line per decision here "
+                   "(- = stdout only, where they are printed anyway)")
     p.add_argument("--realtime", action="store_true", help="play the WAV at real-time pace (default: as fast as "
                    "possible)")
     p.add_argument("--threshold", type=float, help="override listen.threshold")
@@ -140,17 +141,25 @@ def cmd_listen(args, config: Config) -> int:
     slider = Slider(NullOutput(), config.slider, None)
     with _open_store(config) as store:
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
-        out = open(args.events, "w", encoding="utf-8") if args.events else None
+        # NOTE: `--events -` is stdout, where every decision is printed anyway.
+        out = open(args.events, "w", encoding="utf-8") if args.events and args.events != "-" else None
         decisions = []
+        reader_gone = []
 
         def on_event(event):
             if isinstance(event, DecisionMade):
                 line = {"t": round(event.t, 4), "label": event.label, "score": round(event.score, 4),
                         "position": round(event.position, 3)}
                 decisions.append(line)
-                print(json.dumps(line))
                 if out:
                     out.write(json.dumps(line) + "\n")
+                if reader_gone:
+                    return
+                try:
+                    print(json.dumps(line))
+                except BrokenPipeError:
+                    # The bus logs a subscriber's exception and goes on: stop the loop below instead.
+                    reader_gone.append(True)
 
         engine.bus.subscribe(on_event)
         engine._listen(True)
@@ -167,6 +176,8 @@ def cmd_listen(args, config: Config) -> int:
                     chunk = samples[i:i + hop]
                     engine.process(chunk)
                     done += chunk.shape[0]
+                if reader_gone:
+                    raise BrokenPipeError("stdout: the reader went away")
         finally:
             if out:
                 out.close()

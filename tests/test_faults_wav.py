@@ -124,3 +124,12 @@ def test_listen_to_a_one_hour_wav_stays_small(hour_wav, tmp_path, cli_env):
     assert rc == 0, err
     assert rss_kb <= RSS_LIMIT_KB, f"listen peaked at {rss_kb / 1024:.0f} MB RSS (limit 100 MB)"
     assert "3600.0 s of audio" in err
+
+
+@pytest.mark.slow
+def test_the_daemon_replaying_a_one_hour_wav_stays_small(hour_wav, tmp_path, cli_env):
+    """`run --from-wav` read the whole file first (1.85 GB RSS for this one)."""
+    rc, out, err, rss_kb = run_measured(["--state-dir", str(tmp_path / "state"), "run", "--simulate", "--no-mqtt",
+                                         "--from-wav", str(hour_wav), "--duration", "3"], cli_env, timeout=120)
+    assert rc == 0, err
+    assert rss_kb <= RSS_LIMIT_KB, f"run --from-wav peaked at {rss_kb / 1024:.0f} MB RSS (limit 100 MB)"

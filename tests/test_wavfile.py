@@ -113,3 +113,23 @@ def test_streamed_blocks_are_the_whole_file(tmp_path, rate, channels, width, fmt
     blocks = list(open_wav(p).blocks(frames=10_000))
     assert len(blocks) > 5 and all(b.dtype == np.float32 for b in blocks)
     assert np.array_equal(np.concatenate(blocks), whole)
+
+
+def test_wav_source_replays_the_file_as_read_whole_and_loops(tmp_path):
+    """The daemon's WAV source reads as it plays (a 1-hour file was read whole: 1.85 GB RSS)."""
+    from edge.audio.ring import Ring
+    from edge.audio.sources import WavSource
+    p = tmp_path / "tone.wav"
+    _write(p, 48000, 2, 2, seconds=1.3)
+    whole = read_wav(p)
+    for loop, gain_db in ((False, 0.0), (True, -6.0)):
+        ring = Ring(4 * 44100, max_write=8192)
+        got, want = [], 2 * whole.shape[0] + 5 if loop else whole.shape[0]
+        with WavSource(ring, p, realtime=False, loop=loop, block=1000, gain_db=gain_db):
+            while sum(map(len, got)) < want and ring.wait(2.0):
+                got.append(ring.read_new())
+        x = np.concatenate(got)
+        assert ring.overruns == 0
+        expect = np.concatenate([whole] * 3)[:len(x)] * 10 ** (gain_db / 20)
+        assert len(x) >= want if loop else len(x) == whole.shape[0]
+        assert np.allclose(x, expect, atol=1e-6)

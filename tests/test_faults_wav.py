@@ -133,3 +133,15 @@ def test_the_daemon_replaying_a_one_hour_wav_stays_small(hour_wav, tmp_path, cli
                                          "--from-wav", str(hour_wav), "--duration", "3"], cli_env, timeout=120)
     assert rc == 0, err
     assert rss_kb <= RSS_LIMIT_KB, f"run --from-wav peaked at {rss_kb / 1024:.0f} MB RSS (limit 100 MB)"
+
+
+@pytest.mark.slow
+def test_spectrogram_of_a_one_hour_wav_stays_small(hour_wav, tmp_path, cli_env):
+    rc, out, err, rss_kb = run_measured(["--state-dir", str(tmp_path / "state"), "spectrogram", "--from-wav",
+                                         str(hour_wav)], cli_env, timeout=600)
+    assert rc == 0, err
+    assert rss_kb <= RSS_LIMIT_KB, f"spectrogram peaked at {rss_kb / 1024:.0f} MB RSS (limit 100 MB)"
+    assert "3600.00 s" in out and "frames: 155038 × 232 bins" in out
+    rc, out, err, rss_kb = run_measured(["--state-dir", str(tmp_path / "state"), "spectrogram", "--from-wav",
+                                         str(hour_wav), "--png", str(tmp_path / "s.png")], cli_env, timeout=600)
+    assert rc != 0 and "--png" in err and "sox" in err and not (tmp_path / "s.png").exists()

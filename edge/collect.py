@@ -24,11 +24,11 @@ import numpy as np
 
 from edge.audio.spectrogram import stream_windows, window_levels_db
 from edge.config import NUM_BINS, NUM_FRAMES, CollectSettings
+from edge.errors import WavError
 
 log = logging.getLogger(__name__)
 
 
-_NO_WINDOWS = np.empty((0, NUM_FRAMES, NUM_BINS), dtype=np.float32)
 _NO_POSITIONS = np.empty(0, dtype=np.int64)
 
 
@@ -244,6 +244,9 @@ def _gather(wav, hop: int, db_floor: float, sound_at: np.ndarray,
             lo, hi = np.searchsorted(at, start), np.searchsorted(at, end)
             out[lo:hi] = windows[at[lo:hi] - start]
         start = end
+    if start <= last:   # NOTE: np.empty rows would be stored as examples: never let that happen
+        raise WavError(f"{getattr(wav, 'path', 'audio')}: the file changed while it was being collected; "
+                       "nothing was stored")
     return sound, quiet
 
 

@@ -148,3 +148,22 @@ def test_collect_file_streams_and_stores_exactly_what_one_hold_of_the_file_store
     assert [r.stored, r.background] == [len(w) for _, w in expected]
     assert np.array_equal(x[y == 0], expected[0][1]) and np.array_equal(x[y == 1], expected[1][1])
     assert (r.skipped > 0) == (cap < len(windows) - r.silent)
+
+
+def test_a_file_that_shrinks_between_the_two_passes_stores_nothing(tmp_path):
+    from edge.collect import collect_file
+    from edge.errors import WavError
+    from edge.store import ExampleStore
+    sig = synth.render(", ".join(["gap:0.4", "snap"] * 6), seed=8)[0]
+
+    class Shrinking:
+        path, calls = "shrinking.wav", 0
+
+        def blocks(self):
+            self.calls += 1
+            yield sig if self.calls == 1 else sig[:len(sig) // 3]
+
+    with ExampleStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(WavError, match="changed while"):
+            collect_file(store, CollectSettings(), Shrinking(), "left", True, "noise", "wav", "s", 1024, -160.0)
+        assert len(store) == 0

@@ -86,6 +86,7 @@ class _Resampler:
 
     def __init__(self, rate: int):
         self._stream = None
+        self._linear_from: int | None = None
         if rate == SAMPLE_RATE:
             return
         try:
@@ -93,16 +94,16 @@ class _Resampler:
         except ImportError:  # pragma: no cover - soxr is a core dependency; this is the emergency path
             log.warning("soxr is not installed: resampling %d Hz → %d Hz with linear interpolation", rate,
                         SAMPLE_RATE)
-            self._rate = rate
+            self._linear_from = rate
             return
         self._stream = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
 
     def push(self, x: np.ndarray, last: bool) -> np.ndarray:
         if self._stream is not None:
             return self._stream.resample_chunk(x, last=last).astype(np.float32, copy=False)
-        if not hasattr(self, "_rate"):
-            return x
-        return resample(x, self._rate)  # pragma: no cover - block edges are not continuous here
+        if self._linear_from is not None:  # pragma: no cover - block edges are not continuous here
+            return resample(x, self._linear_from)
+        return x
 
 
 def open_wav(path: str | Path) -> WavFile:

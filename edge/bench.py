@@ -371,10 +371,12 @@ def format_table(figures: dict[str, Any]) -> str:
 
 
 def default_bench_dir() -> Path | None:
+    """$EDGE_SLIDER_BENCH_DIR, else the seed data a checkout ships in tests/data (the same files as the
+    team's shared/bench, which a fresh clone does not have), else ../shared/bench."""
     env = os.environ.get("EDGE_SLIDER_BENCH_DIR")
     candidates = [Path(env)] if env else []
     here = Path(__file__).resolve().parents[1]
-    candidates += [here.parent / "shared" / "bench", Path.cwd().parent / "shared" / "bench"]
+    candidates += [here / "tests" / "data", here.parent / "shared" / "bench", Path.cwd().parent / "shared" / "bench"]
     for c in candidates:
         if (c / "seed-train.npz").is_file():
             return c

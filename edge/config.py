@@ -18,7 +18,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from edge.errors import ConfigError
 
@@ -148,6 +148,10 @@ class CollectSettings:
                              default=30.0, min=1.0, max=600.0)
     discard_hold_s: float = _doc("Holding the Train button this long discards the last collected session "
                                  "instead of training, seconds.", default=3.0, min=1.0, max=30.0)
+    max_windows_per_collection: int = _doc("Most windows one collection (a hold, or one file of `collect "
+                                           "--from-wav`) stores, all classes together; the earliest are kept, "
+                                           "the rest skipped with a message (a 1-hour file is 155,000 windows).",
+                                           default=4000, min=1, max=20000)
 
 
 @dataclass(frozen=True)
@@ -418,13 +422,16 @@ def _check_field(f: dataclasses.Field, value: Any, where: str, problems: list[st
 
 
 def _build(cls: type, raw: Mapping[str, Any], prefix: str, problems: list[str], text: bool = False,
-           base: Any = None) -> Any:
-    """Build one section dataclass from a mapping; unknown keys and bad values become problems."""
+           base: Any = None, where_of: Callable[[str], str] | None = None) -> Any:
+    """Build one section dataclass from a mapping; unknown keys and bad values become problems.
+
+    ``where_of(key)`` names a key in messages (default ``prefix.key``; the environment's variables
+    are named as the user spelled them)."""
     base = base if base is not None else cls()
     names = {f.name: f for f in dataclasses.fields(cls)}
     changes = {}
     for key, value in raw.items():
-        where = f"{prefix}.{key}"
+        where = where_of(key) if where_of else f"{prefix}.{key}"
         if key not in names:
             problems.append(f"{where}: unknown key; valid keys are {', '.join(names)}")
             continue
@@ -534,12 +541,13 @@ def config_from_dict(raw: Mapping[str, Any], env: Mapping[str, str] | None = Non
     for name, cls in _SECTION_TYPES.items():
         env_raw = {}
         for f in dataclasses.fields(cls):
-            var = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
+            var = env_var(name, f.name)
             if var in env:
                 env_raw[f.name] = env[var]
         if env_raw:
-            sections[name] = _build(cls, env_raw, f"${ENV_PREFIX}{name.upper()}", problems, text=True,
-                                    base=sections[name])
+            sections[name] = _build(cls, env_raw, name, problems, text=True, base=sections[name],
+                                    where_of=lambda key, name=name: env_var(name, key))
+    problems.extend(_unknown_env(env))
     for name, values in (overrides or {}).items():
         values = {k: v for k, v in values.items() if v is not None}
         if values:
@@ -552,6 +560,30 @@ def config_from_dict(raw: Mapping[str, Any], env: Mapping[str, str] | None = Non
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def env_var(section: str, key: str) -> str:
+    """The environment variable that overrides ``section.key``: ``EDGE_SLIDER_LISTEN_THRESHOLD``."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+OTHER_ENV = frozenset({CONFIG_ENV, "EDGE_SLIDER_BENCH_DIR", "EDGE_SLIDER_STATE"})
+"""Variables with our prefix that are not config keys (the config file, the bench data, deploy/dev.sh's
+state dir)."""
+
+
+def _unknown_env(env: Mapping[str, str]) -> list[str]:
+    """A misspelled override used to be ignored silently (the device ran with the old value): each
+    EDGE_SLIDER_* variable that is no key is a problem naming the closest valid one."""
+    import difflib
+    valid = [env_var(name, f.name) for name, cls in _SECTION_TYPES.items() for f in dataclasses.fields(cls)]
+    known = set(valid) | OTHER_ENV
+    problems = []
+    for var in sorted(v for v in env if v.startswith(ENV_PREFIX) and v not in known):
+        close = difflib.get_close_matches(var, valid, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"overrides are named {ENV_PREFIX}<SECTION>_<KEY>"
+        problems.append(f"{var}: not a config key ({hint}); fix or unset it")
+    return problems
 
 
 def field_docs() -> dict[str, list[tuple[str, Any, str]]]:

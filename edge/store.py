@@ -23,12 +23,14 @@ Damage the store itself can suffer, and what each costs (never the daemon: see s
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
 import pwd
 import sqlite3
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -229,19 +231,40 @@ class ExampleStore:
         """
         from edge.tfjs_dataset import is_tfjs_dataset, read_tfjs_dataset
         x, y, labels = read_tfjs_dataset(path, background) if is_tfjs_dataset(path) else read_npz(path)
+        digest = _sha256(path)
         session = session or f"import-{time.strftime('%Y%m%dT%H%M%S')}-{Path(path).stem}"
         added: dict[str, int] = {}
         for start in range(0, x.shape[0], IMPORT_CHUNK):
             xs, ys = x[start:start + IMPORT_CHUNK], y[start:start + IMPORT_CHUNK]
             now = time.time()
             rows = [(labels[int(k)], _blob(w), now, source, session) for w, k in zip(xs, ys)]
-            self._write(f"import chunk at row {start}", lambda db: db.executemany(
-                "INSERT INTO examples(label, window, created, source, session) VALUES (?,?,?,?,?)", rows).rowcount)
+
+            def write(db, rows=rows, first=start == 0):
+                if first:   # the file's hash goes in with its first rows, or neither does
+                    self._claim_import(db, digest, path, session)
+                return db.executemany("INSERT INTO examples(label, window, created, source, session) "
+                                      "VALUES (?,?,?,?,?)", rows).rowcount
+            self._write(f"import chunk at row {start}", write)
             for k in ys:
                 added[labels[int(k)]] = added.get(labels[int(k)], 0) + 1
             if progress:
                 progress(min(start + IMPORT_CHUNK, x.shape[0]), x.shape[0])
         return added
+
+    @staticmethod
+    def _claim_import(db: sqlite3.Connection, digest: str, path: str | Path, session: str) -> None:
+        """Refuse a file whose content is already in the store (importing twice doubled every example).
+        A hash whose session is gone (cleared) no longer counts."""
+        # NOTE: created here, not in _SCHEMA: a store that never imported has no such table, and an
+        # older store gains it on its first import.
+        db.execute(_IMPORTS_TABLE)
+        row = db.execute("SELECT session, created FROM imports WHERE hash = ?", (digest,)).fetchone()
+        if row and db.execute("SELECT 1 FROM examples WHERE session = ? LIMIT 1", (row[0],)).fetchone():
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row[1]))
+            raise StoreError(f"{path}: already imported on {when} as session {row[0]}; "
+                             f"`edge-slider dataset clear --session {row[0]}` to redo")
+        db.execute("INSERT OR REPLACE INTO imports(hash, session, created, name) VALUES (?,?,?,?)",
+                   (digest, session, time.time(), str(path)))
 
     def close(self) -> None:
         db = getattr(self, "_db", None)
@@ -440,20 +463,34 @@ def _salvage(db: sqlite3.Connection) -> tuple[list[tuple], int]:
     return rows, unreadable
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+NPZ_FORMAT = "x [N,3,232] float32 dB, y [N] int, labels [K] str"
+
+
 def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """A seed-format dataset, checked: one-line errors naming the key that is wrong."""
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if magic != _ZIP_MAGIC:
+        # NOTE: np.load would answer a text file with its message about pickled data.
+        raise StoreError(f"{path}: not a dataset file; accepted: a .npz ({NPZ_FORMAT}) or a TF.js "
+                         "speech-commands dataset (TFJSSCDS .bin, as the browser codelab saves)")
+    try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in ("x", "y", "labels") if k not in data.files]
             if missing:
-                raise StoreError(f"{path}: missing key(s) {', '.join(missing)}; expected x [N,3,232] float32 dB, "
-                                 "y [N] int, labels [K] str")
+                raise StoreError(f"{path}: missing key(s) {', '.join(missing)}; expected {NPZ_FORMAT}")
             x, y, labels = data["x"], data["y"], tuple(str(s) for s in data["labels"])
-    except FileNotFoundError:
-        raise StoreError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}: not a readable .npz ({exc})") from None
+    except StoreError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise StoreError(f"{path}: not a readable .npz ({exc}); expected {NPZ_FORMAT}") from None
     if x.ndim != 3 or x.shape[1:] != WINDOW_SHAPE:
         raise StoreError(f"{path}: x has shape {list(x.shape)}, expected [N, {NUM_FRAMES}, {NUM_BINS}]")
     if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
@@ -470,6 +507,26 @@ def _blob(window: np.ndarray) -> bytes:
     if w.shape != WINDOW_SHAPE:
         raise StoreError(f"window has shape {list(w.shape)}, expected {list(WINDOW_SHAPE)}")
     return np.ascontiguousarray(w).tobytes()
+
+
+_IMPORTS_TABLE = """CREATE TABLE IF NOT EXISTS imports (
+    hash     TEXT PRIMARY KEY,
+    session  TEXT NOT NULL,
+    created  REAL NOT NULL,
+    name     TEXT NOT NULL
+)"""
+"""The SHA-256 of each imported file, with the session its examples went to."""
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return h.hexdigest()
 
 
 def _where(label: str | None, session: str | None) -> tuple[str, tuple]:

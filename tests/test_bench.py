@@ -51,3 +51,15 @@ def test_latency_breakdown_separates_the_model_from_the_smoothing():
     assert out["decision_latency_hops_left"] == [2.0]
     assert out["decision_unsmoothed_latency_hops_left"] == [1.0]
     assert out["decision_latency_hops_right"] == [] and out["detection_latency_hops_right_max"] is None
+
+
+def test_bench_data_defaults_to_the_copies_in_tests_data(monkeypatch, tmp_path):
+    """A fresh clone has no ../shared/bench: the bench must find the seed data it ships."""
+    from pathlib import Path
+    from edge.bench import default_bench_dir
+    monkeypatch.delenv("EDGE_SLIDER_BENCH_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_bench_dir() == Path(__file__).resolve().parent / "data"
+    (tmp_path / "seed-train.npz").write_bytes(b"")
+    monkeypatch.setenv("EDGE_SLIDER_BENCH_DIR", str(tmp_path))
+    assert default_bench_dir() == tmp_path

@@ -1,6 +1,7 @@
 """The command line as a user runs it: files in, one-line errors out, exit codes."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -188,3 +189,89 @@ def test_damaged_store_cli_says_the_fix_and_dataset_recover_applies_it(capsys, t
     assert rc == 0 and "examples in" in out
     rc, _, err = run(capsys, "--state-dir", state, "dataset", "recover")
     assert rc != 0 and "not damaged" in err
+
+
+def _one_error_line(err):
+    lines = [ln for ln in err.splitlines() if ln.strip() and " INFO " not in ln and " WARNING " not in ln
+             and not re.fullmatch(r"\s*\d+/\d+", ln)]   # import's progress
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_spectrogram_of_a_non_wav_names_the_file_and_how_to_convert(capsys, tmp_path, state):
+    """An .ogg said `cannot read (None)`."""
+    ogg = tmp_path / "bell.oga"
+    ogg.write_bytes(b"OggS\x00\x02" + bytes(200))
+    rc, _, err = run(capsys, "--state-dir", state, "spectrogram", "--from-wav", str(ogg))
+    line = _one_error_line(err)
+    assert rc != 0 and str(ogg) in line and "not a WAV" in line and "sox " in line and "-r 44100 -c 1 -b 16" in line
+    assert "None" not in line
+
+
+def test_dataset_import_of_a_text_file_names_it_and_the_accepted_formats(capsys, tmp_path, state):
+    """A text file showed numpy's message about pickled data."""
+    txt = tmp_path / "notes.txt"
+    txt.write_text("left,right\n1,2\n")
+    rc, _, err = run(capsys, "--state-dir", state, "dataset", "import", str(txt))
+    line = _one_error_line(err)
+    assert rc != 0 and str(txt) in line and ".npz" in line and "TFJSSCDS" in line
+    assert "pickle" not in line
+
+
+def test_importing_the_same_file_twice_is_refused_until_its_session_is_cleared(capsys, tmp_path, data_dir, state):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SEED_CLASSES)
+    base = ("--config", str(cfg), "--state-dir", state)
+    copy = tmp_path / "again.npz"
+    copy.write_bytes((data_dir / "seed-test.npz").read_bytes())
+    rc, out, _ = run(capsys, *base, "dataset", "import", str(data_dir / "seed-test.npz"))
+    assert rc == 0
+    rc, out, err = run(capsys, *base, "dataset", "import", str(copy))   # same content, another name
+    line = _one_error_line(err)
+    assert rc != 0 and "already imported on " in line and "dataset clear --session " in line
+    session = line.split("as session ")[1].split(";")[0]
+    rc, out, _ = run(capsys, *base, "dataset", "stats")
+    assert "300 examples" in out
+    rc, out, _ = run(capsys, *base, "dataset", "clear", "--session", session, "--yes")
+    assert rc == 0 and "deleted 300" in out
+    rc, out, _ = run(capsys, *base, "dataset", "import", str(copy))
+    assert rc == 0
+    rc, out, _ = run(capsys, *base, "dataset", "stats")
+    assert "300 examples" in out
+
+
+def test_collecting_the_background_class_says_not_gated_instead_of_a_nan_floor(capsys, tmp_path, state):
+    wav = tmp_path / "room.wav"
+    write_wav(wav, synth.render("gap:1, babble:1", seed=3)[0])
+    rc, out, _ = run(capsys, "--state-dir", state, "collect", "--label", "noise", "--from-wav", str(wav))
+    assert rc == 0 and "not gated (background class)" in out and "nan" not in out
+
+
+@pytest.mark.parametrize("argv", [("dataset", "stats", "--sessions"), ("spectrogram", "--from-wav", "{wav}"),
+                                  ("listen", "--from-wav", "{wav}", "--events", "-", "--threshold", "0",
+                                   "--mode", "continuous")])
+def test_output_into_a_closed_pipe_exits_quietly(tmp_path, data_dir, argv):
+    """`edge-slider … | head` printed a BrokenPipeError traceback."""
+    state = tmp_path / "state"
+    base = [sys.executable, "-m", "edge", "--state-dir", str(state)]
+    wav = tmp_path / "x.wav"
+    write_wav(wav, synth.render("gap:0.3, snap, gap:0.3", seed=1)[0])
+    if argv[0] == "listen":   # needs a model: the seed data's classes
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(SEED_CLASSES)
+        base[3:3] = ["--config", str(cfg)]
+        for cmd in (["dataset", "import", str(data_dir / "seed-train.npz")], ["train", "--epochs", "2"]):
+            subprocess.run(base + cmd, check=True, capture_output=True, timeout=300)
+        # Threshold 0, continuous: it decides (and writes a line) on nearly every hop.
+        write_wav(wav, synth.render("gap:0.4, whistle:2, gap:0.4, snap, babble:2", seed=2)[0])
+    else:
+        subprocess.run(base + ["dataset", "import", str(data_dir / "seed-test.npz")], check=True,
+                       capture_output=True, timeout=120)
+    p = subprocess.Popen(base + [a.replace("{wav}", str(wav)) for a in argv], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=tmp_path)
+    p.stdout.close()   # the reader went away before the first line, as `| head -0` does
+    _, err = p.communicate(timeout=300)
+    err = err.decode()
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+    assert p.returncode in (0, 141), (p.returncode, err)
+    assert not (tmp_path / "-").exists(), "`--events -` wrote a file named '-'"

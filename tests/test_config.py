@@ -94,9 +94,28 @@ def test_bad_toml_is_one_line(tmp_path):
         load_config(str(p), env={})
 
 
-def test_bad_env_value_names_variable():
-    with pytest.raises(ConfigError, match=r"\$EDGE_SLIDER_LISTEN.threshold"):
+def test_bad_env_value_names_the_variable_as_it_is_spelled():
+    with pytest.raises(ConfigError) as exc:
         config_from_dict({}, env={"EDGE_SLIDER_LISTEN_THRESHOLD": "high"})
+    assert str(exc.value) == "EDGE_SLIDER_LISTEN_THRESHOLD = 'high': expected float"
+
+
+def test_misspelled_env_override_is_an_error_naming_the_closest_key():
+    """A typo'd override was ignored silently: the device ran with the old threshold."""
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict({}, env={"EDGE_SLIDER_LISTEN_THRESHLOD": "0.9"})
+    msg = str(exc.value)
+    assert "EDGE_SLIDER_LISTEN_THRESHLOD" in msg and "did you mean EDGE_SLIDER_LISTEN_THRESHOLD" in msg
+    assert "\n" not in msg
+    with pytest.raises(ConfigError, match="EDGE_SLIDER_MQTT_HOTS.*EDGE_SLIDER_MQTT_HOST"):
+        config_from_dict({}, env={"EDGE_SLIDER_MQTT_HOTS": "broker"})
+
+
+def test_env_variables_that_are_not_keys_are_still_allowed():
+    env = {"EDGE_SLIDER_CONFIG": "", "EDGE_SLIDER_BENCH_DIR": "/x", "EDGE_SLIDER_STATE": "/y",
+           "EDGE_SLIDER_MQTT_PASSWORD": "pw", "EDGE_SLIDER_LISTEN_THRESHOLD": "0.9", "OTHER_LISTEN_X": "1"}
+    cfg = config_from_dict({}, env=env)
+    assert cfg.listen.threshold == 0.9 and cfg.mqtt.password == "pw"
 
 
 def test_state_dir_from_systemd(monkeypatch, tmp_path):

@@ -66,7 +66,7 @@ def test_bad_npz_names_the_problem(tmp_path, arrays, needle):
     with pytest.raises(StoreError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         read_npz(p)
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(StoreError, match="not a readable"):
+    with pytest.raises(StoreError, match=r"not a dataset file; accepted: a \.npz"):
         read_npz(tmp_path / "junk.npz")
 
 

@@ -82,3 +82,54 @@ def test_write_is_atomic_and_round_trips(tmp_path):
     write_wav(p, x)
     assert np.allclose(read_wav(p), x, atol=1 / 16384)
     assert [q.name for q in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_truncated_wav_warns_with_both_lengths_and_keeps_the_audio_there_is(tmp_path, caplog):
+    """A copy cut short (header 4.65 s, data 0.34 s) was accepted silently."""
+    full = tmp_path / "full.wav"
+    x = (np.sin(np.arange(int(4.65 * 44100)) / 10) * 0.3).astype(np.float32)
+    write_wav(full, x)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:44 + int(0.34 * 44100) * 2])
+    with caplog.at_level("WARNING", logger="edge.audio.wavfile"):
+        y = read_wav(cut)
+    assert y.shape[0] == int(0.34 * 44100)
+    assert np.allclose(y, x[:y.shape[0]], atol=1 / 16384)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "4.65 s" in warnings[0] and "0.34 s" in warnings[0] and str(cut) in warnings[0]
+    caplog.clear()
+    read_wav(full)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("rate,channels,width,fmt", [(44100, 1, 2, "pcm"), (48000, 2, 2, "pcm"),
+                                                     (22050, 1, 3, "pcm")])
+def test_streamed_blocks_are_the_whole_file(tmp_path, rate, channels, width, fmt):
+    """A long file is read block by block; the blocks are exactly what reading it whole gives."""
+    from edge.audio.wavfile import open_wav
+    p = tmp_path / "tone.wav"
+    _write(p, rate, channels, width, seconds=3.3, fmt=fmt)
+    whole = read_wav(p)
+    blocks = list(open_wav(p).blocks(frames=10_000))
+    assert len(blocks) > 5 and all(b.dtype == np.float32 for b in blocks)
+    assert np.array_equal(np.concatenate(blocks), whole)
+
+
+def test_wav_source_replays_the_file_as_read_whole_and_loops(tmp_path):
+    """The daemon's WAV source reads as it plays (a 1-hour file was read whole: 1.85 GB RSS)."""
+    from edge.audio.ring import Ring
+    from edge.audio.sources import WavSource
+    p = tmp_path / "tone.wav"
+    _write(p, 48000, 2, 2, seconds=1.3)
+    whole = read_wav(p)
+    for loop, gain_db in ((False, 0.0), (True, -6.0)):
+        ring = Ring(4 * 44100, max_write=8192)
+        got, want = [], 2 * whole.shape[0] + 5 if loop else whole.shape[0]
+        with WavSource(ring, p, realtime=False, loop=loop, block=1000, gain_db=gain_db):
+            while sum(map(len, got)) < want and ring.wait(2.0):
+                got.append(ring.read_new())
+        x = np.concatenate(got)
+        assert ring.overruns == 0
+        expect = np.concatenate([whole] * 3)[:len(x)] * 10 ** (gain_db / 20)
+        assert len(x) >= want if loop else len(x) == whole.shape[0]
+        assert np.allclose(x, expect, atol=1e-6)

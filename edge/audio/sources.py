@@ -20,12 +20,13 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from edge.audio import synth
 from edge.audio.ring import Ring
-from edge.audio.wavfile import read_wav
+from edge.audio.wavfile import open_wav
 from edge.config import SAMPLE_RATE, AudioSettings
 from edge.errors import AudioError, UsageError
 
@@ -108,37 +109,67 @@ class ArraySource(AudioSource):
             self._thread.join(timeout=2.0)
         self._thread = None
 
+    def _chunks(self) -> Iterator[np.ndarray]:
+        """Blocks of at most ``block`` samples, in order; forever when looping."""
+        n = self.samples.shape[0]
+        while True:
+            for i in range(0, n, self.block):
+                yield self.samples[i:i + self.block]
+            if not self.loop:
+                return
+
     def _feed(self) -> None:
         t0 = time.monotonic()
-        n = self.samples.shape[0]
         # NOTE: leave room for one write in flight, so lockstep replay can never lap the reader.
         room = self.ring.capacity - self.ring.max_write - self.block
-        while not self._stop.is_set():
-            offset = self.position % n
-            if offset == 0 and self.position and not self.loop:
-                break
-            chunk = self.samples[offset:offset + self.block]
-            if self.realtime:
-                due = t0 + (self.position + chunk.shape[0]) / SAMPLE_RATE
-                delay = due - time.monotonic()
-                if delay > 0 and self._stop.wait(delay):
-                    break
-            else:
-                while self.ring.end - self.ring.read_position > room:
-                    if self._stop.wait(0.001):
+        try:
+            for chunk in self._chunks():
+                if self._stop.is_set():
+                    return
+                if self.realtime:
+                    due = t0 + (self.position + chunk.shape[0]) / SAMPLE_RATE
+                    delay = due - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
                         return
-            self.ring.write(chunk)
-            self.position += chunk.shape[0]
+                else:
+                    while self.ring.end - self.ring.read_position > room:
+                        if self._stop.wait(0.001):
+                            return
+                self.ring.write(chunk)
+                self.position += chunk.shape[0]
+        except AudioError as exc:   # a file that went bad while playing: the stream ends, and says why
+            self.error = str(exc)
+            log.error("%s", exc)
         self.ring.close()
 
 
 class WavSource(ArraySource):
-    """Replays a WAV file as if it were a microphone."""
+    """Replays a WAV file as if it were a microphone, reading it block by block (any length)."""
 
     def __init__(self, ring: Ring, path: str | Path, realtime: bool = True, loop: bool = False,
                  block: int = 1024, gain_db: float = 0.0):
         self.path = Path(path)
-        super().__init__(ring, read_wav(self.path), realtime, loop, block, gain_db)
+        self.wav = open_wav(self.path)
+        self._gain = 10.0 ** (gain_db / 20.0) if gain_db else None
+        # NOTE: the base class's array is a placeholder; the audio comes from _chunks, read as it plays.
+        super().__init__(ring, np.zeros(1, np.float32), realtime, loop, block)
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        while True:
+            pending = np.zeros(0, np.float32)
+            for data in self.wav.blocks():
+                data = np.concatenate((pending, data)) if pending.size else data
+                full = data.shape[0] - data.shape[0] % self.block
+                for i in range(0, full, self.block):
+                    yield self._gained(data[i:i + self.block])
+                pending = data[full:]
+            if pending.size:
+                yield self._gained(pending)
+            if not self.loop:
+                return
+
+    def _gained(self, x: np.ndarray) -> np.ndarray:
+        return (x * self._gain).astype(np.float32) if self._gain is not None else x
 
     def describe(self) -> str:
         return f"wav:{self.path.name}"

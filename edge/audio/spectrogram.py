@@ -14,6 +14,8 @@ frames a model was trained on and the frames it listens to can never differ.
 
 from __future__ import annotations
 
+from typing import Iterable, Iterator
+
 import numpy as np
 
 from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE
@@ -126,6 +128,23 @@ class FrameStream:
     def window(self) -> np.ndarray:
         """A copy of the newest 3 frames, [3, 232] float32."""
         return self._history.copy()
+
+
+def stream_windows(blocks: Iterable[np.ndarray], hop: int = DEFAULT_HOP,
+                   db_floor: float = DEFAULT_DB_FLOOR) -> Iterator[np.ndarray]:
+    """Every 3-frame window of a stream of sample blocks, a [n, 3, 232] stack per block — the
+    windows ``windows_from_frames(frames_db(whole signal))`` gives, without the whole signal."""
+    stream = FrameStream(hop, db_floor)
+    tail = np.empty((0, NUM_BINS), dtype=np.float32)
+    for block in blocks:
+        frames = stream.push(block)
+        if frames.shape[0] == 0:
+            continue
+        frames = np.concatenate((tail, frames))
+        tail = frames[-(NUM_FRAMES - 1):]
+        windows = windows_from_frames(frames)
+        if windows.shape[0]:
+            yield windows
 
 
 def seconds(samples: int) -> float:

@@ -12,6 +12,7 @@ import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -35,27 +36,120 @@ class WavInfo:
     """Samples per channel."""
 
 
-def _parse(data: bytes, name: str) -> tuple[WavInfo, bytes]:
-    if not data:
+BLOCK_FRAMES = 1 << 16
+"""Samples per channel read at a time when streaming (~1.5 s at 44.1 kHz): memory stays a few MB
+for any length of file."""
+_STREAMED = 0xFFFFFFFF
+"""A data size some recorders write when they stream to a pipe: 'until the end of the file'."""
+_MAX_FMT = 1 << 16
+
+
+@dataclass(frozen=True)
+class WavFile:
+    """An opened (header-checked) WAV whose samples are read block by block, never all at once."""
+
+    path: Path
+    info: WavInfo
+    data_offset: int
+    """Byte offset of the first sample in the file."""
+
+    @property
+    def seconds(self) -> float:
+        return self.info.frames / self.info.rate
+
+    def blocks(self, frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """44.1 kHz mono float32 blocks (channels averaged), in order; each call reads the file anew."""
+        info, name = self.info, str(self.path)
+        block = info.channels * info.bits // 8
+        resampler = _Resampler(info.rate)
+        left = info.frames
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.data_offset)
+                while left > 0:
+                    n = min(frames, left)
+                    payload = f.read(n * block)
+                    n = len(payload) // block
+                    if n == 0:
+                        raise WavError(f"{name}: the file shrank while it was being read")
+                    left -= n
+                    mono = _decode(info, payload[:n * block]).mean(axis=1, dtype=np.float32)
+                    out = resampler.push(mono, last=left == 0)
+                    if out.shape[0]:
+                        yield out
+        except OSError as exc:
+            raise WavError(f"{name}: cannot read ({exc.strerror or exc})") from None
+
+
+class _Resampler:
+    """Streaming resampling to 44.1 kHz: soxr's stream gives exactly what a one-shot resample would."""
+
+    def __init__(self, rate: int):
+        self._stream = None
+        self._linear_from: int | None = None
+        if rate == SAMPLE_RATE:
+            return
+        try:
+            import soxr
+        except ImportError:  # pragma: no cover - soxr is a core dependency; this is the emergency path
+            log.warning("soxr is not installed: resampling %d Hz → %d Hz with linear interpolation", rate,
+                        SAMPLE_RATE)
+            self._linear_from = rate
+            return
+        self._stream = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+
+    def push(self, x: np.ndarray, last: bool) -> np.ndarray:
+        if self._stream is not None:
+            return self._stream.resample_chunk(x, last=last).astype(np.float32, copy=False)
+        if self._linear_from is not None:  # pragma: no cover - block edges are not continuous here
+            return resample(x, self._linear_from)
+        return x
+
+
+def open_wav(path: str | Path) -> WavFile:
+    """Check the header of a WAV (one-line :class:`WavError` naming the file) without reading its audio."""
+    p, name = Path(path), str(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            info, offset = _parse_header(f, size, name)
+    except FileNotFoundError:
+        raise WavError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise WavError(f"{name}: is a directory, not a WAV file") from None
+    except OSError as exc:
+        raise WavError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if info.frames == 0:
+        raise WavError(f"{name}: the WAV holds no audio (0 samples)")
+    return WavFile(p, info, offset)
+
+
+def _parse_header(f: BinaryIO, size: int, name: str) -> tuple[WavInfo, int]:
+    head = f.read(12)
+    if not head:
         raise WavError(f"{name}: the file is empty (0 bytes)")
-    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         raise WavError(f"{name}: not a WAV file (no RIFF/WAVE header); convert it with "
                        f"`sox {name} -r 44100 -c 1 -b 16 out.wav`")
-    if data[:4] == b"RIFX":
+    if head[:4] == b"RIFX":
         raise WavError(f"{name}: big-endian RIFX WAV is not supported; convert it with sox")
-    pos, fmt, payload = 12, None, None
-    while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        body = data[pos + 8:pos + 8 + size]
-        if cid == b"fmt ":
-            fmt = body
-        elif cid == b"data":
-            payload = body  # NOTE: a truncated file gives a short data chunk; we use what is there.
+    fmt, data_at, declared = None, None, 0
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
             break
-        pos += 8 + size + (size & 1)
+        cid, csize = chunk[:4], struct.unpack_from("<I", chunk, 4)[0]
+        if cid == b"data":
+            data_at, declared = f.tell(), csize
+            break
+        if cid == b"fmt " and csize <= _MAX_FMT:
+            fmt = f.read(csize)
+            f.seek(csize & 1, 1)
+        else:
+            f.seek(csize + (csize & 1), 1)
     if fmt is None or len(fmt) < 16:
         raise WavError(f"{name}: WAV has no valid 'fmt ' chunk (truncated or damaged file)")
-    if payload is None:
+    if data_at is None:
         raise WavError(f"{name}: WAV has no 'data' chunk")
     tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", fmt)
     if tag == _EXTENSIBLE and len(fmt) >= 26:
@@ -67,11 +161,14 @@ def _parse(data: bytes, name: str) -> tuple[WavInfo, bytes]:
         raise WavError(f"{name}: implausible WAV header ({channels} channels, {rate} Hz)")
     if tag == _PCM and bits not in (8, 16, 24, 32) or tag == _FLOAT and bits not in (32, 64):
         raise WavError(f"{name}: {bits}-bit {'float' if tag == _FLOAT else 'PCM'} WAV is not supported")
-    width = bits // 8
-    if block != width * channels:
-        block = width * channels
-    frames = len(payload) // block
-    return WavInfo(rate, channels, bits, tag == _FLOAT, frames), payload[:frames * block]
+    block = bits // 8 * channels  # NOTE: some writers get the header's block align wrong; derive it.
+    present = max(0, size - data_at)
+    if declared > present and declared != _STREAMED:
+        # A copy cut short (a full disk, an interrupted download): use the audio there is, but say so.
+        log.warning("%s: truncated WAV: the header says %.2f s of audio, the file holds %.2f s; using the %.2f s",
+                    name, declared // block / rate, present // block / rate, present // block / rate)
+    frames = min(declared, present) // block if declared != _STREAMED else present // block
+    return WavInfo(rate, channels, bits, tag == _FLOAT, frames), data_at
 
 
 def _decode(info: WavInfo, payload: bytes) -> np.ndarray:
@@ -106,35 +203,21 @@ def resample(x: np.ndarray, rate: int, to: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def read_wav(path: str | Path) -> np.ndarray:
-    """The whole file as 44.1 kHz mono float32 (channels averaged)."""
-    p = Path(path)
-    name = str(path)
-    try:
-        size = p.stat().st_size
-        if size > MAX_WAV_BYTES:
-            raise WavError(f"{name}: {size} bytes is too large (limit {MAX_WAV_BYTES}); split it with sox")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise WavError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise WavError(f"{name}: is a directory, not a WAV file") from None
-    except OSError as exc:
-        raise WavError(f"{name}: cannot read ({exc.strerror})") from None
-    info, payload = _parse(data, name)
-    if info.frames == 0:
-        raise WavError(f"{name}: the WAV holds no audio (0 samples)")
-    x = _decode(info, payload).mean(axis=1).astype(np.float32)
-    if info.rate != SAMPLE_RATE:
-        log.info("%s: resampling %d Hz → %d Hz", name, info.rate, SAMPLE_RATE)
-    return resample(x, info.rate)
+    """The whole file as 44.1 kHz mono float32 (channels averaged). For long files use
+    :func:`open_wav` and its :meth:`WavFile.blocks`: this holds all of it in memory."""
+    wav = open_wav(path)
+    size = wav.info.frames * wav.info.channels * wav.info.bits // 8
+    if size > MAX_WAV_BYTES:
+        raise WavError(f"{path}: {size} bytes of audio is too large to read at once (limit {MAX_WAV_BYTES}); "
+                       "split it with sox")
+    if wav.info.rate != SAMPLE_RATE:
+        log.info("%s: resampling %d Hz → %d Hz", path, wav.info.rate, SAMPLE_RATE)
+    blocks = list(wav.blocks())
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
 def wav_info(path: str | Path) -> WavInfo:
-    p = Path(path)
-    try:
-        return _parse(p.read_bytes(), str(path))[0]
-    except OSError as exc:
-        raise WavError(f"{path}: cannot read ({exc.strerror})") from None
+    return open_wav(path).info
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:

@@ -74,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, overrides=overrides)
         level = "DEBUG" if args.debug else (args.log_level or config.service.log_level)
         _setup_logging(level)
-        return int(args.func(args, config) or 0)
+        rc = int(args.func(args, config) or 0)
+        sys.stdout.flush()   # NOTE: here, so a reader gone at exit is caught below, not by the interpreter
+        return rc
+    except BrokenPipeError:
+        return _reader_gone()
     except EdgeError as exc:
         if args.debug:
             log.exception("failed")
@@ -83,3 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+SIGPIPE_EXIT = 141
+"""128 + SIGPIPE: what a shell reports for a Unix tool whose reader went away (`… | head`)."""
+
+
+def _reader_gone() -> int:
+    """The output's reader went away (`edge-slider dataset stats | head`): stop quietly, as Unix tools
+    do. Python would otherwise print a traceback, and again when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return SIGPIPE_EXIT

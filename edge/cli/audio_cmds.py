@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.audio.spectrogram import FrameStream
 from edge.config import NUM_BINS, SAMPLE_RATE, Config
 from edge.errors import UsageError
 
@@ -82,26 +83,91 @@ def cmd_record(args, config: Config) -> int:
     return 0
 
 
+PNG_MAX_FRAMES = 4000
+"""A PNG of more frames (~93 s at hop 1024) is too wide to look at and to draw in bounded memory."""
+_HIST_STEP_DB = 0.001
+"""Resolution of the streamed median of frame dB values (220,000 bins at the default floor: 1.8 MB)."""
+
+
 def cmd_spectrogram(args, config: Config) -> int:
-    from edge.audio.spectrogram import frames_db, window_levels_db, windows_from_frames
-    from edge.audio.wavfile import read_wav, wav_info
-    info = wav_info(args.from_wav)
-    samples = read_wav(args.from_wav)
-    frames = frames_db(samples, config.frontend.hop, config.frontend.db_floor)
-    print(f"{args.from_wav}: {info.rate} Hz, {info.channels} ch, {info.bits}-bit → {samples.shape[0]} samples at "
-          f"44.1 kHz ({samples.shape[0] / SAMPLE_RATE:.2f} s)")
-    print(f"frames: {frames.shape[0]} × {NUM_BINS} bins (hop {config.frontend.hop})")
-    if frames.shape[0]:
-        levels = window_levels_db(windows_from_frames(frames)) if frames.shape[0] >= 3 else np.array([])
-        print(f"dB: min {frames.min():.1f}, median {np.median(frames):.1f}, max {frames.max():.1f}; "
-              f"loudest bin {int(frames.max(0).argmax())} ({frames.max(0).argmax() * SAMPLE_RATE / 2048:.0f} Hz)")
+    from edge.audio.wavfile import open_wav
+    wav = open_wav(args.from_wav)
+    info, hop = wav.info, config.frontend.hop
+    if args.png and _expected_frames(wav.seconds, hop) > PNG_MAX_FRAMES:
+        limit_s = (PNG_MAX_FRAMES * hop) / SAMPLE_RATE
+        raise UsageError(f"--png: {args.from_wav} is {wav.seconds:.0f} s; a PNG shows at most {limit_s:.0f} s "
+                         f"({PNG_MAX_FRAMES} frames): cut a part with `sox {args.from_wav} part.wav trim 0 "
+                         f"{limit_s:.0f}`")
+    stats = _SpectrumStats(config.frontend.db_floor, keep_frames=bool(args.png))
+    # NOTE: streamed block by block: a 1-hour WAV read whole peaked at 6.7 GB RSS.
+    stream = FrameStream(hop, config.frontend.db_floor)
+    for block in wav.blocks():
+        stats.add(block.shape[0], stream.push(block))
+    print(f"{args.from_wav}: {info.rate} Hz, {info.channels} ch, {info.bits}-bit → {stats.samples} samples at "
+          f"44.1 kHz ({stats.samples / SAMPLE_RATE:.2f} s)")
+    print(f"frames: {stats.frames} × {NUM_BINS} bins (hop {hop})")
+    if stats.frames:
+        loudest = int(stats.bin_max.argmax())
+        print(f"dB: min {stats.lo:.1f}, median {stats.median():.1f}, max {stats.hi:.1f}; "
+              f"loudest bin {loudest} ({loudest * SAMPLE_RATE / 2048:.0f} Hz)")
+        levels = stats.levels()
         if levels.size:
             print(f"window level dB: p10 {np.percentile(levels, 10):.1f}, p50 {np.median(levels):.1f}, "
                   f"p90 {np.percentile(levels, 90):.1f}")
     if args.png:
-        draw_png(frames, Path(args.png), config.frontend.hop)
+        draw_png(stats.all_frames(), Path(args.png), hop)
         print(f"wrote {args.png}")
     return 0
+
+
+def _expected_frames(seconds: float, hop: int) -> int:
+    return max(0, 1 + (int(seconds * SAMPLE_RATE) - 2048) // hop)
+
+
+class _SpectrumStats:
+    """Min, max, median and per-bin maxima of a stream of frames, plus every window's level, without
+    keeping the frames (the median from a 0.001 dB histogram)."""
+
+    def __init__(self, db_floor: float, keep_frames: bool):
+        self.samples = self.frames = 0
+        self.lo, self.hi = np.inf, -np.inf
+        self.bin_max = np.full(NUM_BINS, -np.inf, dtype=np.float32)
+        self._edges_lo = db_floor   # NOTE: the front end clamps every value to at least db_floor
+        self._hist = np.zeros(int((60.0 - self._edges_lo) / _HIST_STEP_DB) + 1, dtype=np.int64)
+        self._tail = np.empty((0, NUM_BINS), dtype=np.float32)
+        self._levels: list[np.ndarray] = []
+        self._kept: list[np.ndarray] | None = [] if keep_frames else None
+
+    def add(self, samples: int, frames: np.ndarray) -> None:
+        from edge.audio.spectrogram import window_levels_db, windows_from_frames
+        self.samples += samples
+        if frames.shape[0] == 0:
+            return
+        self.frames += frames.shape[0]
+        self.lo, self.hi = min(self.lo, float(frames.min())), max(self.hi, float(frames.max()))
+        np.maximum(self.bin_max, frames.max(axis=0), out=self.bin_max)
+        idx = np.clip(((frames - self._edges_lo) / _HIST_STEP_DB).astype(np.int64), 0, self._hist.size - 1)
+        self._hist += np.bincount(idx.ravel(), minlength=self._hist.size)
+        both = np.concatenate((self._tail, frames))
+        self._tail = both[-2:]
+        windows = windows_from_frames(both)
+        if windows.shape[0]:
+            self._levels.append(window_levels_db(windows))
+        if self._kept is not None:
+            self._kept.append(frames)
+
+    def median(self) -> float:
+        cum = np.cumsum(self._hist)
+        n = int(cum[-1])
+        # As np.median: the mean of the two middle values when the count is even.
+        k = np.searchsorted(cum, [(n - 1) // 2, n // 2], side="right")
+        return float(self._edges_lo + (k.mean() + 0.5) * _HIST_STEP_DB)
+
+    def levels(self) -> np.ndarray:
+        return np.concatenate(self._levels) if self._levels else np.empty(0)
+
+    def all_frames(self) -> np.ndarray:
+        return np.concatenate(self._kept) if self._kept else np.empty((0, NUM_BINS), dtype=np.float32)
 
 
 def draw_png(frames: np.ndarray, path: Path, hop: int, lo: float = -120.0, hi: float = -20.0) -> None:

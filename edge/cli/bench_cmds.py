@@ -15,7 +15,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, ~1 min)")
     p.add_argument("--data", metavar="DIR", help="folder with seed-train.npz / seed-test.npz "
-                   "(default: $EDGE_SLIDER_BENCH_DIR, else ../shared/bench beside the checkout)")
+                   "(default: $EDGE_SLIDER_BENCH_DIR, else the checkout's tests/data, else ../shared/bench)")
     p.add_argument("--soak", type=float, metavar="MIN", help="instead: run the daemon for MIN minutes under a fake "
                    "systemd watchdog with a private broker (trainings, a 60 s broker outage) and report "
                    "memory growth, overruns and watchdog gaps")
@@ -47,6 +47,8 @@ def cmd_bench(args, config: Config) -> int:
     bench_dir = Path(args.data) if args.data else default_bench_dir()
     if args.data and not (bench_dir / "seed-train.npz").is_file():
         raise UsageError(f"--data {args.data}: no seed-train.npz there")
+    if bench_dir is not None:
+        print(f"seed data: {bench_dir}", file=sys.stderr)
     figures = run_bench(bench_dir, quick=args.quick, progress=lambda m: print(m, file=sys.stderr))
     if bench_dir is None:
         print("note: seed-*.npz not found: training/accuracy figures skipped (pass --data)", file=sys.stderr)

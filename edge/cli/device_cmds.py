@@ -13,10 +13,8 @@ from pathlib import Path
 
 
 from edge.audio import synth
-from edge.audio.spectrogram import frames_db, windows_from_frames
-from edge.audio.wavfile import read_wav
+from edge.audio.wavfile import open_wav
 from edge.cli.audio_cmds import record_seconds
-from edge.collect import gate_windows
 from edge.config import SAMPLE_RATE, Config
 from edge.errors import StoreError, UsageError
 
@@ -54,7 +52,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from-wav", metavar="F", help="WAV file to listen to")
     src.add_argument("--seconds", type=float, help="listen to the microphone this long")
-    p.add_argument("--events", metavar="OUT.jsonl", help="write one JSON line per decision here")
+    p.add_argument("--events", metavar="OUT.jsonl", help="also write one JSON line per decision here "
+                   "(- = stdout only, where they are printed anyway)")
     p.add_argument("--realtime", action="store_true", help="play the WAV at real-time pace (default: as fast as "
                    "possible)")
     p.add_argument("--threshold", type=float, help="override listen.threshold")
@@ -110,20 +109,26 @@ def _open_store(config: Config):
 
 
 def cmd_collect(args, config: Config) -> int:
+    from edge.collect import InMemory, collect_file
     spec = config.class_spec(args.label)
     background = config.background_label
-    clips = [(f"wav:{Path(f).name}", read_wav(f)) for f in args.from_wav] if args.from_wav else \
-        [("mic", record_seconds(config, args.seconds))]
+    # NOTE: every file's header is checked before anything is stored; the audio is read later, in blocks.
+    clips = [(f"wav:{Path(f).name}", open_wav(f)) for f in args.from_wav] if args.from_wav else \
+        [("mic", InMemory(record_seconds(config, args.seconds)))]
+    limit = config.collect.max_windows_per_collection
     with _open_store(config) as store:
-        for source, samples in clips:
-            windows = windows_from_frames(frames_db(samples, config.frontend.hop, config.frontend.db_floor))
-            result = gate_windows(config.collect, spec.name, not spec.background, windows)
+        for source, clip in clips:
             session = f"{time.strftime('%Y%m%dT%H%M%S')}-{source}"
-            stored, quiet = store.add_groups(result.to_store(config.collect, background), source, session)
-            dropped = len(result.quiet) - quiet
-            print(f"{source}: {len(windows)} windows → {stored} stored as {spec.name!r}, {quiet} quiet as "
-                  f"{background!r}, {dropped} dropped (floor {result.floor_db:.1f} dB, gate "
-                  f"{result.threshold_db:.1f} dB)")
+            r = collect_file(store, config.collect, clip, spec.name, not spec.background, background, source,
+                             session, config.frontend.hop, config.frontend.db_floor)
+            gate = (f"floor {r.floor_db:.1f} dB, gate {r.threshold_db:.1f} dB" if r.gated else
+                    "not gated (background class)" if spec.background else "not gated (collect.gate = false)")
+            print(f"{source}: {r.windows} windows → {r.stored} stored as {spec.name!r}, {r.background} quiet as "
+                  f"{background!r}, {r.dropped} dropped, {r.silent} of digital silence left out; {gate}")
+            if r.skipped:
+                print(f"{source}: stopped after {r.stored + r.background} windows "
+                      f"(collect.max_windows_per_collection = {limit}): the remaining {r.skipped} storable "
+                      "windows were skipped; split the file or raise the key to keep more")
         print("examples: " + ", ".join(f"{k} {v}" for k, v in store.counts().items()))
     return 0
 
@@ -145,7 +150,9 @@ def cmd_listen(args, config: Config) -> int:
     classifier = registry.load_current(expect_hop=config.frontend.hop)
     if classifier is None:
         raise UsageError(f"no model in {config.state_path}: run `edge-slider train` first (or pass --state-dir)")
-    samples = read_wav(args.from_wav) if args.from_wav else record_seconds(config, args.seconds)
+    from edge.collect import InMemory
+    # NOTE: a file is read block by block (a 1-hour WAV read whole peaked at 1.9 GB RSS).
+    audio = open_wav(args.from_wav) if args.from_wav else InMemory(record_seconds(config, args.seconds))
     slider = Slider(NullOutput(), config.slider, None)
     try:
         store = _open_store(config)
@@ -156,9 +163,11 @@ def cmd_listen(args, config: Config) -> int:
         store = UnavailableStore(config.state_path / "examples.sqlite", str(exc))
     with contextlib.closing(store):
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
-        out = open(args.events, "w", encoding="utf-8") if args.events else None
+        # NOTE: `--events -` is stdout, where every decision is printed anyway.
+        out = open(args.events, "w", encoding="utf-8") if args.events and args.events != "-" else None
         decisions = []
         trace: list = []
+        reader_gone = []
 
         def on_event(event):
             if args.trace and isinstance(event, PredictionMade):
@@ -167,28 +176,40 @@ def cmd_listen(args, config: Config) -> int:
                 line = {"t": round(event.t, 4), "label": event.label, "score": round(event.score, 4),
                         "position": round(event.position, 3)}
                 decisions.append(line)
-                print(json.dumps(line))
                 if out:
                     out.write(json.dumps(line) + "\n")
+                if reader_gone:
+                    return
+                try:
+                    print(json.dumps(line))
+                except BrokenPipeError:
+                    # The bus logs a subscriber's exception and goes on: stop the loop below instead.
+                    reader_gone.append(True)
 
         engine.bus.subscribe(on_event)
         engine._listen(True)
-        block = 1024
+        hop = 1024
         t0 = time.monotonic()
+        done = 0
         try:
-            for i in range(0, samples.shape[0], block):
-                if args.realtime:
-                    delay = t0 + (i + block) / SAMPLE_RATE - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                engine.process(samples[i:i + block])
+            for samples in audio.blocks():
+                for i in range(0, samples.shape[0], hop):
+                    if args.realtime:
+                        delay = t0 + (done + hop) / SAMPLE_RATE - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                    chunk = samples[i:i + hop]
+                    engine.process(chunk)
+                    done += chunk.shape[0]
+                if reader_gone:
+                    raise BrokenPipeError("stdout: the reader went away")
         finally:
             if out:
                 out.close()
             if args.trace:
                 _save_trace(args.trace, trace, classifier.labels)
-    log.info("%d decisions in %.1f s of audio; final position %.1f", len(decisions),
-             samples.shape[0] / SAMPLE_RATE, slider.position)
+    log.info("%d decisions in %.1f s of audio; final position %.1f", len(decisions), done / SAMPLE_RATE,
+             slider.position)
     return 0
 
 

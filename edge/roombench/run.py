@@ -20,7 +20,7 @@ import numpy as np
 from edge.config import Config
 from edge.errors import UsageError
 from edge.roombench import score
-from edge.roombench.scenarios import GEN_VERSION, SCENARIOS, Scenario, Sizes, Stream, build_scenario, make_household
+from edge.roombench.scenarios import GEN_VERSION, Scenario, Sizes, Stream, build_scenario, make_household
 from edge.roombench.sources import Sources
 
 log = logging.getLogger(__name__)

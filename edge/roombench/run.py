@@ -79,8 +79,9 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
         t0 = time.perf_counter()
         decisions, trace = listen(base, sc.test, state, "test")
         listen_s = time.perf_counter() - t0
-        replays = score.replay(trace, config.listen, config.classes, thresholds)
-        matches = _same(replays[config.listen.threshold], decisions)
+        calibrated = model_thresholds(state, config)
+        replays = score.replay(trace, config.listen, config.classes, thresholds, calibrated)
+        matches = _same(replays["calibrated" if calibrated else config.listen.threshold], decisions)
         test = score.score_stream(decisions, sc.test.events, sc.test.duration, TAUGHT)
         test["blame"] = dict(score.blame(test["false_times"], sc.test.events, TAUGHT))
         test["blame_sources"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT).most_common(8))
@@ -102,8 +103,8 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
             # NOTE: users talk in their own room: say apart the false moves on the voices that taught.
             events = [dataclasses.replace(e, label=e.label + " (teaching voice)") if teach_packs and
                       any(p in e.source for p in teach_packs) else e for e in chunk.events]
-            r = score.replay(tr, config.listen, config.classes, thresholds)
-            matches = matches and _same(r[config.listen.threshold], d)
+            r = score.replay(tr, config.listen, config.classes, thresholds, calibrated)
+            matches = matches and _same(r["calibrated" if calibrated else config.listen.threshold], d)
             s = score.score_stream(d, chunk.events, chunk.duration, TAUGHT)
             house["false_moves"] += s["false_moves"]
             house["hours"] += chunk.duration / 3600
@@ -128,6 +129,16 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
                 "notes": sc.notes}
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def model_thresholds(state: Path, config: Config) -> dict[str, float] | None:
+    """The installed model's calibrated per-class thresholds, when the config lets the daemon use them."""
+    if not config.listen.calibrated:
+        return None
+    from edge.model.registry import ModelRegistry
+    clf = ModelRegistry(state / "models").load_current(expect_hop=None)
+    decision = (clf.metadata or {}).get("decision") if clf is not None else None
+    return (decision or {}).get("thresholds") or None
 
 
 def _same(replayed: list[score.Decision], listened: list[score.Decision]) -> bool:

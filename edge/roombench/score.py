@@ -139,8 +139,11 @@ def family(e) -> str:
     return "hedgewars voice"
 
 
-def replay(trace: dict, listen, classes, thresholds: Sequence[float]) -> dict[float, list[Decision]]:
-    """The project's own DecisionPolicy over a ``listen --trace``, once per threshold."""
+def replay(trace: dict, listen, classes, thresholds: Sequence[float],
+           calibrated: dict[str, float] | None = None) -> dict[float | str, list[Decision]]:
+    """The project's own DecisionPolicy over a ``listen --trace``, once per (uniform) threshold, and
+    with ``calibrated`` per-class thresholds (the model's own, as the daemon uses them) under the
+    key ``"calibrated"``."""
     from edge.decision import DecisionPolicy
     labels = [str(x) for x in trace["labels"]]
     order = [labels.index(c.name) for c in classes]
@@ -148,14 +151,18 @@ def replay(trace: dict, listen, classes, thresholds: Sequence[float]) -> dict[fl
     t, level = np.asarray(trace["t"]).tolist(), np.asarray(trace["level_db"]).tolist()
     names = [c.name for c in classes]
     out = {}
-    for th in thresholds:
+    runs: list[tuple[float | str, float, dict | None]] = [(th, th, None) for th in thresholds]
+    if calibrated:
+        runs.append(("calibrated", listen.threshold, calibrated))
+    for key, th, per_class in runs:
         policy = DecisionPolicy(dataclasses.replace(listen, threshold=th), classes)
+        policy.set_thresholds(per_class)
         acts = []
         for i in range(len(t)):
             v = policy.update(probs[i], level[i], t[i])
             if v.act is not None:
                 acts.append(Decision(t[i], v.act))
-        out[th] = acts
+        out[key] = acts
     assert names == list(policy.labels)
     return out
 

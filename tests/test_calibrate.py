@@ -80,3 +80,14 @@ def test_without_negatives_thresholds_never_go_below_the_configured_one():
 
     cal = calibrate.calibrate(Params(), cfg.labels, [True, True, False], cfg.listen, 1024, [], {})
     assert min(cal.thresholds.values()) >= cfg.listen.threshold
+
+
+def test_the_budget_may_not_cost_more_than_half_the_heldout_recall():
+    rates = np.array([3.0, 2.0, 1.0, 0.5, 0.2, 0.1])
+    # within budget (share 0.25) only from index 4; recall there is 0.2 of 0.9: too much lost
+    recall = np.array([0.9, 0.8, 0.6, 0.45, 0.2, 0.1])
+    k, met = calibrate._pick(rates, recall, 0.25)
+    assert (k, met) == (3, False)          # the highest threshold keeping ≥ half of 0.9
+    k, met = calibrate._pick(rates, np.array([0.9, 0.9, 0.9, 0.9, 0.85, 0.5]), 0.25)
+    assert (k, met) == (4, True)
+    assert calibrate._pick(rates, None, 0.25) == (4, True)

@@ -32,6 +32,9 @@ CALIB_GAINS_DB = (-12.0, 6.0)
 talk close to the mic."""
 CHUNK = 2048
 MIN_MINUTES = 1.0
+KEEP_RECALL = 0.5
+"""A threshold may cost at most half of a class's held-out recall (at the lowest threshold) for the
+false-move budget; past that the class keeps its recall and the report says the budget is missed."""
 """Fewer minutes of negatives than this cannot lower a threshold below listen.threshold."""
 
 
@@ -93,35 +96,38 @@ def calibrate(params: net.Params, labels: tuple[str, ...], acting: list[bool], l
     acting_idx = [i for i, a in enumerate(acting) if a]
     budget = float(listen.max_false_per_min)
     share = budget / max(1, len(acting_idx))
-    thresholds, fpm, reached = {}, {}, True
     grid = GRID if minutes >= MIN_MINUTES else GRID[GRID >= listen.threshold]
     # NOTE: with (almost) no negatives never heard in training there is nothing to calibrate against:
     # the thresholds then stay at listen.threshold or above, as without calibration.
+    thresholds, fpm, recall, reached = {}, {}, {}, True
     for i in acting_idx:
-        chosen = None
-        for t in grid:
-            n = sum(moves(p, lv, i, t, listen.smooth_k, listen.smooth_n, listen.min_level_db, hop_s)
-                    for p, lv in streams)
-            rate = n / minutes if minutes > 0 else 0.0
-            if rate <= share + 1e-9:
-                chosen = (float(t), rate)
-                break
-        if chosen is None:
-            reached = False
-            t = float(GRID[-1])
-            n = sum(moves(p, lv, i, t, listen.smooth_k, listen.smooth_n, listen.min_level_db, hop_s)
-                    for p, lv in streams)
-            chosen = (t, n / minutes if minutes > 0 else 0.0)
-        thresholds[labels[i]], fpm[labels[i]] = chosen
-    recall: dict[str, float | None] = {}
-    for i in acting_idx:
+        rates = np.array([sum(moves(p, lv, i, t, listen.smooth_k, listen.smooth_n, listen.min_level_db, hop_s)
+                              for p, lv in streams) / minutes if minutes > 0 else 0.0 for t in grid])
         x = heldout.get(labels[i])
-        if x is None or x.shape[0] == 0:
-            recall[labels[i]] = None
-            continue
-        p = predict(heldout_params or params, x)
-        recall[labels[i]] = float(np.mean((p.argmax(1) == i) & (p[:, i] >= thresholds[labels[i]])))
+        rec = None
+        if x is not None and x.shape[0]:
+            p = predict(heldout_params or params, x)
+            rec = np.array([np.mean((p.argmax(1) == i) & (p[:, i] >= t)) for t in grid])
+        k, met = _pick(rates, rec, share)
+        reached = reached and met
+        thresholds[labels[i]], fpm[labels[i]] = float(grid[k]), float(rates[k])
+        recall[labels[i]] = None if rec is None else float(rec[k])
     return Calibration(thresholds, float(sum(fpm.values())), fpm, recall, minutes, budget, reached)
+
+
+def _pick(rates: np.ndarray, recall: np.ndarray | None, share: float) -> tuple[int, bool]:
+    """Grid index of a class's threshold, and whether its false-move share is met there.
+
+    The lowest threshold within the budget — unless that would cost more than ``KEEP_RECALL`` of
+    the held-out recall: then the highest threshold that keeps it, and the report says the budget
+    was not reached. Measured why: a knock taught beside a bank full of drum loops calibrated to
+    0.995 and the device found no knock at all (room bench, everyday, 2 of 3 seeds)."""
+    ok = np.flatnonzero(rates <= share + 1e-9)
+    k = int(ok[0]) if ok.size else len(rates) - 1
+    if recall is not None and recall[0] > 0:
+        keeps = np.flatnonzero(recall >= KEEP_RECALL * recall[0])
+        k = min(k, int(keeps[-1]))
+    return k, bool(rates[k] <= share + 1e-9)
 
 
 def negative_streams(bank, room: np.ndarray, extra: list[np.ndarray]) -> list[np.ndarray]:

@@ -196,7 +196,7 @@ def _print_calibration(cal) -> None:
     print(f"thresholds for ≤ {cal.budget:g} false moves/min: {th}")
     print(f"  estimated false moves/min on {cal.negative_minutes:.1f} min of sounds never trained on: "
           f"{cal.false_per_min:.2f}{'' if cal.reached else ' (budget NOT reached even at the highest threshold)'}")
-    print(f"  windows of held-out holds detected at those thresholds: {rec}")
+    print(f"  sounds of held-out holds (never trained on) found at those thresholds: {rec}")
 
 
 def _print_confusion(cm, labels) -> None:

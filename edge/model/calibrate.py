@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.config import SAMPLE_RATE
+from edge.config import NUM_FRAMES, SAMPLE_RATE
 from edge.model import network as net
 
 GRID = np.array([0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998,
@@ -45,7 +45,8 @@ class Calibration:
     """Estimated false moves per minute at those thresholds, over all negative streams."""
     false_per_min_by_class: dict[str, float]
     heldout_recall: dict[str, float | None]
-    """Share of each class's held-out windows detected at its threshold (None: nothing held out)."""
+    """Share of each class's held-out sounds (whole holds never trained on) the policy would find at
+    its threshold (None: nothing held out)."""
     negative_minutes: float
     budget: float
     reached: bool
@@ -107,12 +108,37 @@ def calibrate(params: net.Params, labels: tuple[str, ...], acting: list[bool], l
         rec = None
         if x is not None and x.shape[0]:
             p = predict(heldout_params or params, x)
-            rec = np.array([np.mean((p.argmax(1) == i) & (p[:, i] >= t)) for t in grid])
+            rec = np.array([event_recall(p, i, t, segments(x), listen.smooth_k, listen.smooth_n) for t in grid])
         k, met = _pick(rates, rec, share)
         reached = reached and met
         thresholds[labels[i]], fpm[labels[i]] = float(grid[k]), float(rates[k])
         recall[labels[i]] = None if rec is None else float(rec[k])
     return Calibration(thresholds, float(sum(fpm.values())), fpm, recall, minutes, budget, reached)
+
+
+def segments(windows: np.ndarray) -> np.ndarray:
+    """Start index of each sound in a hold's stored windows (in store order). The gate keeps only
+    the loud windows of a hold, so sounds follow each other in the store; consecutive windows of one
+    sound share two frames (window i+1 = frames i+1..i+3), which marks where a new sound begins."""
+    if windows.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    same = np.all(windows[1:, :NUM_FRAMES - 1] == windows[:-1, 1:], axis=(1, 2))
+    return np.flatnonzero(np.concatenate(([True], ~same)))
+
+
+def event_recall(probs: np.ndarray, cls: int, threshold: float, starts: np.ndarray, smooth_k: int,
+                 smooth_n: int) -> float:
+    """Share of held-out sounds in which the policy's k-of-n smoothing would win for ``cls``."""
+    if starts.size == 0:
+        return 0.0
+    hit = ((probs.argmax(1) == cls) & (probs[:, cls] >= threshold)).astype(np.int32)
+    ends = np.append(starts[1:], hit.size)
+    found = 0
+    for a, b in zip(starts, ends):
+        c = np.concatenate(([0], np.cumsum(hit[a:b])))
+        n = np.arange(1, b - a + 1)
+        found += bool(np.any(c[n] - c[np.maximum(0, n - smooth_n)] >= min(smooth_k, b - a)))
+    return found / starts.size
 
 
 def _pick(rates: np.ndarray, recall: np.ndarray | None, share: float) -> tuple[int, bool]:

@@ -7,6 +7,25 @@ def _f(v, fmt="{:.2f}") -> str:
     return "–" if v is None else fmt.format(v)
 
 
+def _blame_table(fig: dict, key: str, title: str) -> list[str]:
+    """False moves summed over seeds, per scenario and stream, by ``key`` (what was playing, or its package)."""
+    counts: dict = {}
+    for r in fig["runs"]:
+        for part in ("test", "household"):
+            for k, n in r[part].get(key, {}).items():
+                counts[(r["scenario"], part, k)] = counts.get((r["scenario"], part, k), 0) + n
+    if not counts:
+        return []
+    lines = ["", f"false moves by {title} (all seeds summed):"]
+    for name in fig["scenarios"]:
+        for part in ("test", "household"):
+            row = {k: n for (s, p, k), n in counts.items() if s == name and p == part}
+            if row:
+                lines.append(f"  {name:<12} {part:<9} " + ", ".join(f"{k} {n}" for k, n in
+                                                                    sorted(row.items(), key=lambda kv: -kv[1])))
+    return lines
+
+
 def format_room(fig: dict) -> str:
     lines = [f"room bench (generator v{fig['generator_version']}, seeds {','.join(map(str, fig['seeds']))}"
              f"{', quick' if fig['quick'] else ''}; median over seeds; threshold {fig['listen']['threshold']}, "
@@ -32,33 +51,9 @@ def format_room(fig: dict) -> str:
         for p in s["sweep"]:
             lines.append(f"  {p['threshold']:>6g}  {_f(p['macro_recall']):>6} {_f(p['false_per_min']):>9} "
                          f"{_f(p['cross_fire'], '{:.0f}'):>6} {_f(p['household_per_hour'], '{:.1f}'):>11}")
-    blame: dict = {}
-    for r in fig["runs"]:
-        for part in ("test", "household"):
-            for k, n in r[part]["blame"].items():
-                blame[(r["scenario"], part, k)] = blame.get((r["scenario"], part, k), 0) + n
-    if blame:
-        lines += ["", "false moves by what was playing (all seeds summed):"]
-        for name in fig["scenarios"]:
-            for part in ("test", "household"):
-                row = {k: n for (s, p, k), n in blame.items() if s == name and p == part}
-                if row:
-                    lines.append(f"  {name:<12} {part:<9} " + ", ".join(f"{k} {n}" for k, n in
-                                                                        sorted(row.items(), key=lambda kv: -kv[1])))
-    fam: dict = {}
-    for r in fig["runs"]:
-        for part in ("test", "household"):
-            for k, n in r[part].get("blame_family", {}).items():
-                fam[(r["scenario"], part, k)] = fam.get((r["scenario"], part, k), 0) + n
-    if fam:
-        lines += ["", "false moves by source package (all seeds summed):"]
-        for name in fig["scenarios"]:
-            for part in ("test", "household"):
-                row = {k: n for (s, p, k), n in fam.items() if s == name and p == part}
-                if row:
-                    lines.append(f"  {name:<12} {part:<9} " + ", ".join(f"{k} {n}" for k, n in
-                                                                        sorted(row.items(), key=lambda kv: -kv[1])))
+    for key, title in (("blame", "what was playing"), ("blame_family", "source package")):
+        lines += _blame_table(fig, key, title)
     ok = all(s["replay_matches_listen"] for s in fig["scenarios"].values())
-    lines += ["", f"replayed policy == listen's decisions at the default threshold: {'yes' if ok else 'NO'}",
+    lines += ["", f"replayed policy == listen's decisions (the model's calibrated thresholds): {'yes' if ok else 'NO'}",
               f"bench wall time {fig['wall_s']:.0f} s"]
     return "\n".join(lines)

@@ -81,11 +81,12 @@ def test_the_bank_lowers_false_moves_on_sounds_nobody_taught():
     listen = Config().listen
 
     def false_per_min(params):
-        n = 0
+        n = hops = 0
         for s in streams:
-            p, lv = calibrate.predict(params, s), window_levels_db(s)
+            p, lv = calibrate.scored(params, s)
             n += sum(calibrate.moves(p, lv, c, 0.75, 2, 3, -100, 1024 / 44100) for c in (0, 1))
-        return n / (sum(len(s) for s in streams) * 1024 / 44100 / 60)
+            hops += len(p)
+        return n / (hops * 1024 / 44100 / 60)
 
     recipe = Recipe(epochs=8, seed=3, min_examples=5)
     plain = train(x, y, labels, recipe)

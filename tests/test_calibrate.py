@@ -52,13 +52,14 @@ def test_thresholds_meet_the_budget_with_the_lowest_threshold_that_does():
 
     probs = _stream(rng, 20000)
     negatives = [np.zeros((len(probs), 3, 232), np.float32) - 40]
-    orig = calibrate.predict
-    calibrate.predict = lambda params, x: probs if len(x) == len(probs) else np.tile([0.9995, 0.0003, 0.0002], (len(x), 1))
+    orig = calibrate.predict, calibrate.scored
+    calibrate.scored = lambda params, s: (probs, np.full(len(probs), -40.0))
+    calibrate.predict = lambda params, x: np.tile([0.9995, 0.0003, 0.0002], (len(x), 1))
     try:
         cal = calibrate.calibrate(Params(), cfg.labels, [True, True, False], cfg.listen, 1024, negatives,
                                   {"left": np.zeros((5, 3, 232), np.float32)})
     finally:
-        calibrate.predict = orig
+        calibrate.predict, calibrate.scored = orig
     minutes = len(probs) * HOP_S / 60
     for c, lb in enumerate(("left", "right")):
         t = cal.thresholds[lb]

@@ -30,7 +30,7 @@ MERGE_S = 0.5
 CALIB_GAINS_DB = (-12.0, 6.0)
 """Bank levels (relative to its nominal −30 dB) the calibration plays: TV across the room, and
 talk close to the mic."""
-CHUNK = 2048
+CHUNK = 512
 MIN_MINUTES = 1.0
 KEEP_RECALL = 0.5
 """A threshold may cost at most half of a class's held-out recall (at the lowest threshold) for the
@@ -90,9 +90,9 @@ def calibrate(params: net.Params, labels: tuple[str, ...], acting: list[bool], l
     ``negatives``: window streams [n, 3, 232] dB in time order that should never act;
     ``heldout``: per label, held-out windows of that class (for the recall report, judged by
     ``heldout_params``, the model before it learnt from them)."""
-    from edge.model.bank import levels_db
     hop_s = hop / SAMPLE_RATE
-    streams = [(predict(params, s), levels_db(s)) for s in negatives if s.shape[0]]
+    streams = [scored(params, s) for s in negatives]
+    streams = [(p, lv) for p, lv in streams if p.shape[0]]
     minutes = sum(p.shape[0] for p, _ in streams) * hop_s / 60.0
     acting_idx = [i for i, a in enumerate(acting) if a]
     budget = float(listen.max_false_per_min)
@@ -156,17 +156,42 @@ def _pick(rates: np.ndarray, recall: np.ndarray | None, share: float) -> tuple[i
     return k, bool(rates[k] <= share + 1e-9)
 
 
-def negative_streams(bank, room: np.ndarray, extra: list[np.ndarray]) -> list[np.ndarray]:
+class Stream:
+    """A negative stream made chunk by chunk: the bank's calibration clips at one level, played
+    over the user's room. NOTE: never materialised whole — two levels of ~10,000 windows were
+    55 MB, and `train`'s peak RSS went from 88 to 266 MB."""
+
+    def __init__(self, bank, gain_db: float, room: np.ndarray):
+        self.bank, self.gain, self.room = bank, np.float32(gain_db), room
+        self.shape = (len(bank), *bank.frames.shape[1:])
+
+    def chunks(self):
+        from edge.model.bank import power_add_db
+        for a in range(0, len(self.bank), CHUNK):
+            w = self.bank.windows(self.bank.starts[a:a + CHUNK]) + self.gain
+            if self.room.shape[0]:
+                w = power_add_db(w, self.room[np.arange(a, a + w.shape[0]) % self.room.shape[0]])
+            yield w
+
+
+def scored(params: net.Params, stream) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, window levels) of a negative stream: an array of windows or a :class:`Stream`."""
+    from edge.model.bank import levels_db
+    parts = stream.chunks() if isinstance(stream, Stream) else (stream[i:i + CHUNK] for i in
+                                                                  range(0, stream.shape[0], CHUNK))
+    ps, ls = [], []
+    for w in parts:
+        ps.append(predict(params, w))
+        ls.append(levels_db(w))
+    if not ps:
+        return np.zeros((0, params.num_classes), np.float32), np.zeros(0, np.float32)
+    return np.concatenate(ps), np.concatenate(ls)
+
+
+def negative_streams(bank, room: np.ndarray, extra: list[np.ndarray]) -> list:
     """The bank's calibration clips over the user's room at each calibration level, plus ``extra``
     streams (the user's held-out background holds)."""
-    from edge.model.bank import power_add_db
-    out = [e for e in extra if e.shape[0]]
-    if bank is None:
-        return out
-    base = bank.stream()
-    for g in CALIB_GAINS_DB:
-        w = base + np.float32(g)
-        if room.shape[0]:
-            w = power_add_db(w, room[np.arange(w.shape[0]) % room.shape[0]])
-        out.append(w)
+    out: list = [e for e in extra if e.shape[0]]
+    if bank is not None:
+        out += [Stream(bank, g, room) for g in CALIB_GAINS_DB]
     return out

@@ -96,3 +96,12 @@ def test_the_bank_lowers_false_moves_on_sounds_nobody_taught():
     # and it still knows its own sounds
     acc = np.mean(net.forward(banked.params, net.normalize(x)).argmax(1) == y)
     assert acc > 0.9
+
+
+def test_the_background_class_is_held_out_by_windows_not_by_holds():
+    """Each background hold is another kind of sound: none may miss the validated epochs whole."""
+    y = np.array([0] * 30 + [1] * 30)
+    groups = np.array([f"a{i // 10}" for i in range(30)] + [f"b{i // 10}" for i in range(30)], dtype=object)
+    tr, va = split_by_group(y, groups, 0.34, np.random.default_rng(0), background=1)
+    assert not set(groups[tr][y[tr] == 0]) & set(groups[va][y[va] == 0])    # sound: whole holds
+    assert set(groups[tr][y[tr] == 1]) == {"b0", "b1", "b2"}                  # background: every hold trains

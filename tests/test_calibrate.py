@@ -92,3 +92,10 @@ def test_the_budget_may_not_cost_more_than_half_the_heldout_recall():
     k, met = calibrate._pick(rates, np.array([0.9, 0.9, 0.9, 0.9, 0.85, 0.5]), 0.25)
     assert (k, met) == (4, True)
     assert calibrate._pick(rates, None, 0.25) == (4, True)
+
+
+def test_every_threshold_calibration_may_choose_is_reachable_by_the_int8_model():
+    """The int8 softmax steps by 1/256: a float-calibrated 0.998 could never be met on the device."""
+    from edge.model.quantize import SOFTMAX_Q
+    top = (127 - SOFTMAX_Q.zero_point) * SOFTMAX_Q.scale
+    assert calibrate.GRID.max() <= top

@@ -455,6 +455,20 @@ def test_round_trip_teach_and_listen_over_mqtt(tmp_path, anon_broker):
                            start=start)
         assert final["threshold"] == 0.7
 
+        # "that was wrong" over the real broker: the last move is undone, its sound kept as noise
+        w.wait_for(f"{base}/event", lambda p: p["kind"] == "decision" and p["position"] == final["position"],
+                   start=start)
+        moves = [p for p in w.on(f"{base}/event") if p["kind"] == "decision"]
+        before_last = round(moves[-1]["position"] - (0.1 if moves[-1]["label"] == "right" else -0.1), 3)
+        noise_before = final["labels"]["noise"]
+        r = command(service, c, w, "false_move", {})
+        assert r["ok"] and r["result"]["label"] == moves[-1]["label"] and r["result"]["stored"] > 20, r
+        assert r["result"]["position"] == pytest.approx(before_last)
+        marked = w.wait_for(f"{base}/event", lambda p: p["kind"] == "false_move", start=start)
+        assert marked["stored"] == r["result"]["stored"]
+        w.wait_for(f"{base}/state", lambda p: p["labels"]["noise"] == noise_before + marked["stored"], start=start)
+        assert command(service, c, w, "false_move", {})["ok"] is False     # one move, one mark
+
         assert command(service, c, w, "position", {"value": 7})["result"] == {"position": 7.0}
         r = command(service, c, w, "examples/delete", {"label": "noise"})
         assert r["ok"] and r["result"]["counts"].get("noise", 0) == 0

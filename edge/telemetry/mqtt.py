@@ -50,7 +50,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.config import MqttSettings
 from edge.control import DeviceControl
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, Event, ExamplesCollected,
-                         ExamplesDeleted, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
+                         ExamplesDeleted, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
                          TrainingFinished, TrainingProgress)
 from edge.telemetry import commands, homeassistant, messages
 from edge.telemetry.messages import Topics
@@ -82,7 +82,7 @@ STOP_FLUSH_S = 2.0
 STATE_EVENTS = (ModeChanged, ModelChanged, PositionChanged, ExamplesCollected, ExamplesDeleted, TrainingFinished)
 #: Events published on the ``event`` topic.
 EVENT_TOPIC_EVENTS = (ExamplesCollected, ExamplesDeleted, Refused, ErrorOccurred, ModelChanged, ModeChanged,
-                      CollectionStarted, DecisionMade)
+                      CollectionStarted, DecisionMade, FalseMoveMarked)
 
 
 def protocol_of(settings: MqttSettings) -> int:

@@ -96,3 +96,27 @@ def test_ring_fast_producer_slow_consumer_never_corrupts_and_counts_overruns_exa
     t.join()
     assert got + ring.overruns == total
     assert ring.overruns > 0, "the consumer was meant to lag"
+
+
+def test_whole_signal_frames_view_only_the_frames_used(monkeypatch):
+    """32-bit Pi OS: a view over every sample offset of a > 3 s signal is 'too big' for numpy's index
+    type. The frames must come from a view of the n frames used, and stay bit-identical."""
+    import numpy as np
+    from edge.audio import spectrogram
+    sig = np.random.default_rng(0).standard_normal(44100 * 10).astype(np.float32) * 0.1
+    seen = []
+    real = np.lib.stride_tricks.as_strided
+
+    def spy(x, shape=None, strides=None, **kw):
+        seen.append(int(np.prod(shape)))
+        return real(x, shape=shape, strides=strides, **kw)
+
+    monkeypatch.setattr(np.lib.stride_tricks, "as_strided", spy)
+    monkeypatch.setattr(np.lib.stride_tricks, "sliding_window_view",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("a view of every sample offset")))
+    frames = spectrogram.frames_db(sig)
+    n = 1 + (sig.size - 2048) // 1024
+    assert frames.shape == (n, 232) and max(seen) == n * 2048
+    monkeypatch.undo()
+    stream = spectrogram.FrameStream()
+    assert np.array_equal(frames, stream.push(sig))

@@ -50,7 +50,12 @@ def frames_db(signal: np.ndarray, hop: int = DEFAULT_HOP, db_floor: float = DEFA
         # NOTE: the live case (one frame per hop). sliding_window_view and the 2-D path cost
         # ~25 µs of Python overhead per call, half the front end's budget; the result is bit-identical.
         return frame_db(signal[:FFT_SIZE], db_floor)[np.newaxis]
-    strided = np.lib.stride_tricks.sliding_window_view(signal, FFT_SIZE)[::hop][:n]
+    # NOTE: a view of exactly the n frames used. sliding_window_view(signal, FFT_SIZE)[::hop] first
+    # builds a view of every sample offset (len × 2048 elements): numpy's 32-bit index type on armv7l
+    # refuses that ("array is too big") for any signal over ~3 s.
+    step = signal.strides[0]
+    strided = np.lib.stride_tricks.as_strided(signal, shape=(n, FFT_SIZE), strides=(hop * step, step),
+                                              writeable=False)
     return _spectrum_db(np.fft.rfft(strided * _SCALED_WINDOW, axis=1)[:, :NUM_BINS], db_floor)
 
 

@@ -60,7 +60,7 @@ def test_training_is_deterministic_and_reports_every_epoch(seed_data):
 def test_validation_split_is_class_balanced():
     y = np.array([0] * 100 + [1] * 20 + [2] * 7)
     tr, va = split_balanced(y, 0.15, np.random.default_rng(0))
-    assert sorted(np.bincount(y[va]).tolist()) == sorted([15, 3, 1])
+    assert sorted(np.bincount(y[va].astype(np.intp)).tolist()) == sorted([15, 3, 1])
     assert len(set(tr) & set(va)) == 0 and len(tr) + len(va) == len(y)
 
 

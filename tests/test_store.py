@@ -51,7 +51,7 @@ def test_npz_round_trip_in_the_seed_format(tmp_path, data_dir):
     order = {lb: i for i, lb in enumerate(labels)}
     assert sorted(labels) == sorted(slabels)
     assert np.array_equal(np.sort(x.reshape(450, -1), axis=0), np.sort(sx.reshape(450, -1), axis=0))
-    assert sorted(np.bincount([order[slabels[k]] for k in sy]).tolist()) == sorted(np.bincount(y).tolist())
+    assert sorted(np.bincount([order[slabels[k]] for k in sy]).tolist()) == sorted(np.bincount(y.astype(np.intp)).tolist())
 
 
 @pytest.mark.parametrize("arrays,needle", [

@@ -146,7 +146,8 @@ class _SpectrumStats:
         self.frames += frames.shape[0]
         self.lo, self.hi = min(self.lo, float(frames.min())), max(self.hi, float(frames.max()))
         np.maximum(self.bin_max, frames.max(axis=0), out=self.bin_max)
-        idx = np.clip(((frames - self._edges_lo) / _HIST_STEP_DB).astype(np.int64), 0, self._hist.size - 1)
+        # NOTE: intp, not int64: np.bincount refuses int64 on 32-bit numpy (armv7l Pi OS)
+        idx = np.clip(((frames - self._edges_lo) / _HIST_STEP_DB).astype(np.intp), 0, self._hist.size - 1)
         self._hist += np.bincount(idx.ravel(), minlength=self._hist.size)
         both = np.concatenate((self._tail, frames))
         self._tail = both[-2:]

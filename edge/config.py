@@ -12,6 +12,7 @@ naming the key, the bad value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import tomllib
@@ -547,7 +548,7 @@ def config_from_dict(raw: Mapping[str, Any], env: Mapping[str, str] | None = Non
                 env_raw[f.name] = env[var]
         if env_raw:
             sections[name] = _build(cls, env_raw, name, problems, text=True, base=sections[name],
-                                    where_of=lambda key, name=name: env_var(name, key))
+                                    where_of=functools.partial(env_var, name))
     problems.extend(_unknown_env(env))
     for name, values in (overrides or {}).items():
         values = {k: v for k, v in values.items() if v is not None}

@@ -90,13 +90,13 @@ def run_soak(minutes: float, train_every_s: float = 120.0, outage_s: float = 60.
         next_train = t0 + 60
         outage_at = t0 + minutes * 60 / 2
         outage_done = False
-        back_at = None
+        back_at: float | None = None
         try:
             while time.monotonic() - t0 < minutes * 60:
                 time.sleep(10)
                 now = time.monotonic()
                 if daemon.poll() is not None:
-                    raise RuntimeError(f"the daemon died: {daemon.stderr.read()[-500:]}")
+                    raise RuntimeError(f"the daemon died: {daemon.stderr.read()[-500:] if daemon.stderr else ''}")
                 mb = rss_mb(daemon.pid)
                 rss.append((now - t0, mb))
                 if now >= next_train and broker.proc is not None:
@@ -141,7 +141,7 @@ def run_soak(minutes: float, train_every_s: float = 120.0, outage_s: float = 60.
             "soak_watchdog_missed": sum(g > WATCHDOG_USEC / 1e6 for g in gaps),
             "soak_trainings_finished_ok": sum(1 for p in finished if p.get("ok")),
             "soak_trainings_finished": len(finished),
-            "soak_broker_return_to_online_s": (online_after[0] - back_at) if online_after else None,
+            "soak_broker_return_to_online_s": (online_after[0] - back_at) if online_after and back_at else None,
             "soak_state_republished_after_outage": bool(state_after),
             "soak_decisions": sum(1 for _, t, p in msgs if t.endswith("/event") and isinstance(p, dict)
                                   and p.get("kind") == "decision"),

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class PyAudioSource(AudioSource):
         super().__init__(ring)
         self.settings = settings
         self._pa = None
-        self._stream = None
+        self._stream: Any = None  # a pyaudio.Stream once open
         self._resampler = None
         self.device_name = "?"
         self.device_rate = SAMPLE_RATE

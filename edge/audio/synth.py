@@ -129,7 +129,7 @@ def render(script: str | list[tuple[str, float]], seed: int = 0, floor_db: float
         parts.append(seg)
         pos += seg.shape[0]
     signal = np.concatenate(parts)
-    signal += (rng.standard_normal(signal.shape[0]) * _db(floor_db)).astype(np.float32)
+    signal += np.asarray(rng.standard_normal(signal.shape[0]) * _db(floor_db), dtype=np.float32)
     if gain_db:
         signal *= _db(gain_db)
     return np.clip(signal, -1.0, 1.0).astype(np.float32), onsets

@@ -186,7 +186,7 @@ def draw_png(frames: np.ndarray, path: Path, hop: int, lo: float = -120.0, hi: f
     i = np.minimum(pos.astype(int), len(stops) - 2)
     f = (pos - i)[..., None]
     rgb = (stops[i] * (1 - f) + stops[i + 1] * f).astype(np.uint8)
-    img = Image.fromarray(rgb, "RGB").resize((max(1, rgb.shape[1]) * 4, NUM_BINS * 2), Image.NEAREST)
+    img = Image.fromarray(rgb, "RGB").resize((max(1, rgb.shape[1]) * 4, NUM_BINS * 2), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     try:

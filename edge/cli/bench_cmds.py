@@ -45,7 +45,7 @@ def cmd_bench(args, config: Config) -> int:
         print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
         return 0
     bench_dir = Path(args.data) if args.data else default_bench_dir()
-    if args.data and not (bench_dir / "seed-train.npz").is_file():
+    if args.data and not (Path(args.data) / "seed-train.npz").is_file():
         raise UsageError(f"--data {args.data}: no seed-train.npz there")
     if bench_dir is not None:
         print(f"seed data: {bench_dir}", file=sys.stderr)

@@ -167,7 +167,7 @@ def cmd_listen(args, config: Config) -> int:
         out = open(args.events, "w", encoding="utf-8") if args.events and args.events != "-" else None
         decisions = []
         trace: list = []
-        reader_gone = []
+        reader_gone: list[bool] = []
 
         def on_event(event):
             if args.trace and isinstance(event, PredictionMade):

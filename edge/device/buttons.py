@@ -118,9 +118,11 @@ class ButtonPanel:
                 self.buttons.append(DebouncedButton(pin, b.debounce_s, b.pull_up, fn, pin_factory=pin_factory))
 
         try:
+            def collect_edge(label: str) -> Callable[[bool], None]:
+                return lambda down: on_event(CollectPressed(label) if down else CollectReleased(label))
+
             for spec in config.classes:
-                add(spec.button, lambda down, label=spec.name:
-                    on_event(CollectPressed(label) if down else CollectReleased(label)))
+                add(spec.button, collect_edge(spec.name))
             add(b.train, self._train_edge)
             add(b.listen, lambda down: on_event(ListenToggled()) if down else None)
         except BaseException:

@@ -15,11 +15,11 @@ from edge.model import network as net
 from edge.model.classifier import Classifier
 from edge.model.quantize import quantize
 from edge.model.tflite_writer import write_model
-from edge.model.train import PRESETS, Recipe, train
+from edge.model.train import PRESETS, Recipe, TrainResult, train
 from edge.store import read_npz
 
 
-def _fit_and_score(x, y, xt, yt, labels, recipe: Recipe) -> tuple[float, float, object]:
+def _fit_and_score(x, y, xt, yt, labels, recipe: Recipe) -> tuple[float, float, TrainResult]:
     t0 = time.perf_counter()
     result = train(x, y, labels, recipe)
     seconds = time.perf_counter() - t0
@@ -27,8 +27,8 @@ def _fit_and_score(x, y, xt, yt, labels, recipe: Recipe) -> tuple[float, float, 
     return seconds, acc, result
 
 
-def classify_us(data: bytes, windows: np.ndarray, n: int = 3000) -> float:
-    """One window, full call (normalize, set input, invoke, read output, argmax): median µs."""
+def classify_us(data: bytes, windows: np.ndarray, n: int = 3000) -> tuple[float, str]:
+    """One window, full call (normalize, set input, invoke, read output, argmax): (median µs, runtime name)."""
     clf = Classifier(data)
     times = []
     for i in range(n):

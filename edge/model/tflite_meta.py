@@ -44,7 +44,10 @@ class _Table:
         return vec + 4, struct.unpack_from("<I", self.buf, vec)[0]
 
     def table_at(self, i: int, k: int) -> "_Table":
-        start, n = self.vector(i)
+        vec = self.vector(i)
+        if vec is None:
+            raise IndexError(k)
+        start, n = vec
         if not 0 <= k < n:
             raise IndexError(k)
         elem = start + 4 * k

@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -95,7 +95,7 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
             s = score.score_stream(replays[th], sc.test.events, sc.test.duration, TAUGHT)
             sweep.append({"threshold": th, "macro_recall": s["macro_recall"], "false_per_min": s["false_per_min"],
                           "cross_fire": s["cross_fire"]})
-        house = {"false_moves": 0, "hours": 0.0, "blame": {}, "blame_sources": {}, "blame_family": {}}
+        house: dict[str, Any] = {"false_moves": 0, "hours": 0.0, "blame": {}, "blame_sources": {}, "blame_family": {}}
         house_sweep = {th: 0 for th in thresholds}
         teach_packs = tuple(f"/{p}/" for p in sc.notes.get("teach_packs", ()))
         for k, chunk in enumerate(household):

@@ -171,7 +171,7 @@ def babble_text(rng: np.random.Generator, words: int) -> str:
     """Pseudo-sentences read with a language's rules: talk-like prosody without writing 20 languages' text."""
     syl = syllables()
     out = []
-    for i in range(words):
+    for _ in range(words):
         w = "".join(syl[j] for j in rng.integers(0, len(syl), rng.integers(1, 4)))
         out.append(w + ("." if rng.random() < 0.15 else ("," if rng.random() < 0.1 else "")))
     return " ".join(out)

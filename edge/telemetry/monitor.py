@@ -156,7 +156,7 @@ def connect_view(config: Config, device_id: str) -> tuple[Any, MonitorView, thre
                                       topics.event)])
 
     client.on_connect = on_connect
-    client.on_message = lambda c, u, msg: view.feed(msg.topic, msg.payload)
+    client.on_message = lambda c, u, msg: view.feed(msg.topic, bytes(msg.payload))
     client.user_data_set(reason)
     try:
         client.connect(s.host, s.port, keepalive=s.keepalive)

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge.fileio import atomic_write_bytes
     import io
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "background_bank.npz", buf.getvalue())
     atomic_write_bytes(out / "background_bank.json", (json.dumps(manifest, indent=1) + "\n").encode())

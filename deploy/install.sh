@@ -25,6 +25,7 @@ UNINSTALL=0
 PURGE=0
 SKIP_APT=0
 PYTHON=python3
+NUMPY=auto
 
 usage() {
   cat <<EOF
@@ -52,6 +53,10 @@ Options:
                    of /: apt, pip and user creation run through 'chroot DIR', the unit is enabled
                    with 'systemctl --root=DIR' and never started
   --python PY      interpreter for the venv (default: python3)
+  --numpy WHERE    debian | pip: where numpy comes from. debian = apt's python3-numpy and a venv
+                   made --system-site-packages (default on armv7l: PyPI has no armv7l wheel of
+                   numpy<2, and compiling it takes over an hour on a Pi); pip = from the package
+                   index (default elsewhere; on armv7l that is piwheels' wheel)
   --no-start       enable the service but do not start or restart it
   --skip-apt       do not install apt packages (they are already there)
   --dry-run        print every step, prefixed with '+', and change nothing (works as non-root)
@@ -85,6 +90,8 @@ while [ $# -gt 0 ]; do
     --root=*) ROOT=${1#*=}; shift ;;
     --python) [ $# -ge 2 ] || die "--python needs a value"; PYTHON=$2; shift 2 ;;
     --python=*) PYTHON=${1#*=}; shift ;;
+    --numpy) [ $# -ge 2 ] || die "--numpy needs a value"; NUMPY=$2; shift 2 ;;
+    --numpy=*) NUMPY=${1#*=}; shift ;;
     --no-start) NO_START=1; shift ;;
     --skip-apt) SKIP_APT=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
@@ -146,18 +153,31 @@ apt_known() {
   if [ "$ROOT" = / ]; then apt-cache show "$1" >/dev/null 2>&1; else chroot "$ROOT" apt-cache show "$1" >/dev/null 2>&1; fi
 }
 
+# The CPU of a root's binaries from its ELF header (e_machine), for dry runs, which must not chroot.
+elf_arch() {
+  local m
+  m=$(od -An -tx1 -j18 -N2 "$1" 2>/dev/null | tr -d ' \n')
+  case "$m" in
+    b700) echo aarch64 ;;
+    2800) echo armv7l ;;
+    3e00) echo x86_64 ;;
+  esac
+}
+
 detect_arch() {
-  local deb=""
+  local deb="" elf=""
   if [ "$ROOT" = / ]; then
     deb=$(dpkg --print-architecture 2>/dev/null || true)
   elif [ -x "$(P /usr/bin/dpkg)" ] && [ "$DRY_RUN" -eq 0 ]; then
     deb=$(chroot "$ROOT" dpkg --print-architecture 2>/dev/null || true)
+  elif [ -e "$(P /usr/bin/dpkg)" ]; then
+    elf=$(elf_arch "$(P /usr/bin/dpkg)")
   fi
   case "$deb" in
     arm64) echo aarch64 ;;
     armhf) echo armv7l ;;
     amd64) echo x86_64 ;;
-    *) uname -m ;;
+    *) if [ -n "$elf" ]; then echo "$elf"; else uname -m; fi ;;
   esac
 }
 
@@ -180,6 +200,14 @@ case "$ARCH" in
   armv6l) die "armv6l (Pi Zero / Pi 1) is not supported: no TFLite runtime wheel exists for it" ;;
   *) die "unsupported architecture '$ARCH' (use --arch aarch64|armv7l|x86_64)" ;;
 esac
+
+case "$NUMPY" in
+  auto) if [ "$ARCH" = armv7l ]; then NUMPY=debian; else NUMPY=pip; fi ;;
+  debian|pip) ;;
+  *) die "--numpy must be debian or pip, not '$NUMPY'" ;;
+esac
+VENV_OPTS=()
+[ "$NUMPY" = debian ] && VENV_OPTS=(--system-site-packages)
 
 # ---------------------------------------------------------------------------------------------
 # Uninstall
@@ -222,11 +250,17 @@ fi
 SOURCE=${FROM:-$REPO_DIR}
 log "edge-slider: arch $ARCH, extras [$EXTRAS]${EXTRA_INDEX[*]:+, piwheels}, prefix $PREFIX, root $ROOT"
 log "source: $SOURCE"
+if [ "$NUMPY" = debian ]; then
+  log "numpy: Debian's python3-numpy through a --system-site-packages venv (--numpy pip: from the index)"
+else
+  log "numpy: from the package index (--numpy debian: Debian's python3-numpy)"
+fi
 
 # 1. apt packages
 APT_PACKAGES=(ca-certificates python3-venv python3-dev gcc portaudio19-dev alsa-utils)
 PI_PACKAGES=(python3-lgpio liblgpio-dev)   # Raspberry Pi archive only
 [ "$ARCH" = armv7l ] && APT_PACKAGES+=(libopenblas0)  # numpy from piwheels links it
+[ "$NUMPY" = debian ] && APT_PACKAGES+=(python3-numpy)
 
 if [ "$SKIP_APT" -eq 0 ]; then
   log "1/5 apt packages"
@@ -262,7 +296,7 @@ log "3/5 virtualenv $VENV and pip install"
 if [ -x "$(P "$VENV/bin/python")" ]; then
   log "venv $VENV exists: upgrading the package in it"
 else
-  in_root "$PYTHON" -m venv "$VENV"
+  in_root "$PYTHON" -m venv "${VENV_OPTS[@]}" "$VENV"
 fi
 if [ "$ARCH" = armv7l ] && [ "$DRY_RUN" -eq 0 ]; then
   # tflite-runtime publishes armv7l wheels for CPython <= 3.11 only (Bookworm ships 3.11).

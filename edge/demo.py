@@ -29,7 +29,7 @@ from edge.audio import synth
 from edge.config import SAMPLE_RATE
 from edge.errors import UsageError
 from edge.fileio import atomic_write_bytes
-from edge.events import DecisionMade, Event
+from edge.events import DecisionMade, Event, TrainingFinished, TrainingProgress
 from edge.service import Service
 
 log = logging.getLogger(__name__)
@@ -137,14 +137,69 @@ def press_button(service: Service, pin: int) -> None:
     service.engine.poll()
 
 
-def wait_training(service: Service, timeout: float = 60.0, quiet: np.ndarray | None = None) -> None:
-    """Keep audio flowing (background) while the training thread works, until it reports back."""
+STALL_S = 120.0
+"""Training gives up when no epoch has finished for this long. Not a total budget: a slow CPU (a Pi
+Zero 2 W, or emulation: 43-51 s for the demo's training under qemu against 3 s native) keeps
+waiting as long as epochs keep coming."""
+
+
+@dataclass
+class TrainingWait:
+    """How a :func:`wait_training` ended: ``finished`` is the engine's report, None on a timeout."""
+
+    finished: TrainingFinished | None
+    seconds: float
+    stall_s: float
+    timed_out: bool = False
+    epoch: int = 0
+    epochs: int = 0
+
+    def failure(self) -> str | None:
+        """One line saying why there is no model (None when training succeeded)."""
+        if self.timed_out:
+            return (f"training timed out after {self.seconds:.0f} s (no epoch finished for {self.stall_s:.0f} s; "
+                    f"last epoch {self.epoch}/{self.epochs or '?'}): a slow CPU or a stuck trainer — give it "
+                    f"longer with `edge-slider demo --train-stall SECONDS`, or run `edge-slider train` to see its output")
+        if self.finished is None:
+            return None   # not training (the engine never started): the caller sees no model
+        if not self.finished.ok:
+            return f"training failed: {self.finished.error}"
+        return None
+
+
+def wait_training(service: Service, timeout: float | None = None, quiet: np.ndarray | None = None,
+                  progress=None) -> TrainingWait:
+    """Keep audio flowing (background) while the training thread works, until it reports back or
+    no epoch finished for ``timeout`` s (default :data:`STALL_S`).
+    ``progress(text)`` gets one line per epoch."""
     quiet = quiet if quiet is not None else np.zeros(BLOCK, dtype=np.float32)
-    deadline = time.monotonic() + timeout
-    while service.engine.mode == "training" and time.monotonic() < deadline:
-        service.engine.process(quiet)
+    stall = STALL_S if timeout is None else timeout
+    t0 = time.monotonic()
+    result = TrainingWait(None, 0.0, stall)
+    last = [t0]
+
+    def watch(event: Event) -> None:
+        if isinstance(event, TrainingProgress):
+            last[0] = time.monotonic()
+            result.epoch, result.epochs = event.epoch, event.epochs
+            if progress is not None:
+                progress(f"  training: epoch {event.epoch}/{event.epochs} ({last[0] - t0:.0f} s)")
+        elif isinstance(event, TrainingFinished):
+            result.finished = event
+
+    service.bus.subscribe(watch)
+    try:
+        while (service.engine.mode == "training" and result.finished is None
+               and time.monotonic() - last[0] < stall):
+            service.engine.process(quiet)
+            service.engine.poll()
+            time.sleep(0.01)
         service.engine.poll()
-        time.sleep(0.01)
+    finally:
+        service.bus.unsubscribe(watch)
+    result.seconds = time.monotonic() - t0
+    result.timed_out = result.finished is None and service.engine.mode == "training"
+    return result
 
 
 @dataclass
@@ -181,7 +236,7 @@ def score_decisions(decisions: list[DecisionMade], onsets: list[synth.Onset], to
             "false_moves": false_moves}
 
 
-def run_demo(service: Service, seed: int = 1, out=print) -> int:
+def run_demo(service: Service, seed: int = 1, out=print, train_stall_s: float = STALL_S) -> int:
     """The scripted story; returns 0 when the servo ends where the script says."""
     config = service.config
     pins = {c.name: c.button for c in config.classes}
@@ -193,10 +248,11 @@ def run_demo(service: Service, seed: int = 1, out=print) -> int:
             f"({len(onsets)} sounds): {service.store.counts()}")
     out("pressing Train ...")
     press_button(service, config.buttons.train)
-    wait_training(service)
+    waited = wait_training(service, timeout=train_stall_s, progress=out)
     clf = service.engine.classifier
-    if clf is None:
-        out("training failed: no model")
+    why = waited.failure()
+    if why is not None or clf is None:
+        out(why or "no model after pressing Train (training never started: see the log above)")
         return 1
     out(f"model v{getattr(clf, 'version', '?')} installed in {time.monotonic() - t0:.1f} s; mode: "
         f"{service.engine.mode}")

@@ -275,3 +275,12 @@ def test_output_into_a_closed_pipe_exits_quietly(tmp_path, data_dir, argv):
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
     assert p.returncode in (0, 141), (p.returncode, err)
     assert not (tmp_path / "-").exists(), "`--events -` wrote a file named '-'"
+
+
+def test_demo_training_timeout_says_timed_out_and_the_fix_not_no_model(capsys, tmp_path):
+    """A slow CPU (a Pi Zero 2 W, qemu: 43-51 s of demo training) must not read as 'no model'. With
+    no patience at all (--train-stall 0) the wait runs out while the trainer still works."""
+    rc, out, _ = run(capsys, "demo", "--into", str(tmp_path / "demo-state"), "--train-stall", "0")
+    assert rc == 1, out
+    assert "training timed out after" in out and "--train-stall" in out, out
+    assert "no model" not in out, out

@@ -140,7 +140,7 @@ def _dry_run(tmp_path, *args) -> str:
 def _common_steps(out: str, prefix: str):
     assert "apt-get install" in out and "portaudio19-dev" in out and "python3-venv" in out
     assert re.search(r"^\+ (useradd --system .*edge-slider$|usermod --append --groups audio,gpio edge-slider$)", out, re.M)
-    assert f"-m venv {prefix}/venv" in out
+    assert re.search(rf"-m venv (--system-site-packages )?{re.escape(prefix)}/venv", out)
     assert re.search(rf"{re.escape(prefix)}/venv/bin/python -m pip install", out)
     assert ("/etc/edge-slider/config.toml" in out)
     assert "/etc/systemd/system/edge-slider.service" in out
@@ -164,6 +164,26 @@ def test_install_dry_run_armv7l(tmp_path):
     assert "[pi,tflite]" in out and "litert" not in out
     assert "--extra-index-url https://www.piwheels.org/simple" in out
     assert "libopenblas0" in out
+    # PyPI has no armv7l numpy<2 wheel (pip would compile numpy 2's sdist for over an hour): Debian's
+    assert "python3-numpy" in out and "-m venv --system-site-packages" in out and "numpy: Debian's" in out
+    out = _dry_run(tmp_path, "--arch", "armv7l", "--numpy", "pip")
+    assert " python3-numpy" not in out.split("1/5 apt")[1] and "venv --system-site-packages" not in out
+
+
+def _elf_stub(path: Path, machine: int):
+    """The first bytes of an ELF executable for CPU ``machine`` (e_machine at offset 18)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = b"\x7fELF\x01\x01\x01" + bytes(9) + (2).to_bytes(2, "little") + machine.to_bytes(2, "little")
+    path.write_bytes(head + bytes(32))
+
+
+@pytest.mark.parametrize("machine, arch", [(0x28, "armv7l"), (0xB7, "aarch64")])
+def test_install_dry_run_reports_the_roots_architecture(tmp_path, machine, arch):
+    """The dry run never chroots, and fell back to the host's uname -m ('arch x86_64' for an armhf root)."""
+    root = tmp_path / "image"
+    _elf_stub(root / "usr/bin/dpkg", machine)
+    out = _dry_run(tmp_path, "--root", str(root))
+    assert f"edge-slider: arch {arch}," in out, out
 
 
 def test_install_dry_run_options(tmp_path):

@@ -39,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--into", metavar="DIR", help="keep the demo's examples and model in DIR (empty, or a dir an "
                    "earlier demo wrote; a dir with other examples or models is refused). Default: a scratch dir, "
                    "deleted afterwards")
+    p.add_argument("--train-stall", type=float, default=None, metavar="S", help="give up on training when no "
+                   "epoch finished for S seconds (default: 120; a slow CPU only needs more when one epoch takes "
+                   "longer)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("collect", help="store examples from WAV files or the mic, exactly as holding a button would")
@@ -94,7 +97,8 @@ def cmd_demo(args, config: Config) -> int:
         with Service(config, options) as service:
             if service.telemetry is not None:
                 service.telemetry.start()
-            return run_demo(service, seed=args.seed)
+            stall = {} if args.train_stall is None else {"train_stall_s": args.train_stall}
+            return run_demo(service, seed=args.seed, **stall)
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -70,8 +70,9 @@ case "$cmd" in
   test)
     apt_install; setup_main; setup_tflite; setup_ansible
     export EDGE_ANSIBLE_BIN="$ROOT/.venv-ansible/bin"
-    log "lint: ruff check (rules in pyproject.toml)"
+    log "lint: ruff check and mypy (rules in pyproject.toml)"
     "$ROOT/.venv/bin/ruff" check
+    "$ROOT/.venv/bin/mypy"
     # The installer's real run into a debootstrapped bookworm root (~1 min, needs root and the
     # Debian mirror) belongs to neither TFLite environment: it runs once, with the first.
     log "tests: numpy 2 + ai-edge-litert (and install.sh into a debootstrap root)"

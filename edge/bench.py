@@ -123,6 +123,7 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
     with Service(cfg, RunOptions(simulate=True, mqtt=mqtt, script="gap:0.1", loop=False)) as svc:
         engine = svc.engine
         if mqtt:
+            assert svc.telemetry is not None, "Service makes telemetry when mqtt is on"
             svc.telemetry.start()
             deadline = time.monotonic() + 5
             while not svc.telemetry.connected and time.monotonic() < deadline:
@@ -179,6 +180,7 @@ def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
             scene, _ = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
             with Service(on, RunOptions(simulate=True, mqtt=True, script="gap:0.1", loop=False)) as svc:
                 tel = svc.telemetry
+                assert tel is not None, "Service makes telemetry when mqtt is on"
                 tel.start()
                 deadline = time.monotonic() + 5
                 while not tel.connected and time.monotonic() < deadline:

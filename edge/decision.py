@@ -92,7 +92,7 @@ class DecisionPolicy:
         self._last_action_t = -1e9
         self._armed = True
         self._peak_db = -np.inf
-        self._quiet_since = None
+        self._quiet_since: float | None = None
 
     @property
     def threshold(self) -> float:

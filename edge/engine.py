@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class Engine:
         self._unannounced: list[tuple[str, str]] = []
         self._announcing = False
         self._listen_refusal: str | None = None
-        self.classifier = None
+        self.classifier: Any = None
         self._use_classifier(classifier)
         self.mode = IDLE
         self._resume_listening = False
@@ -84,7 +84,7 @@ class Engine:
         self._collect_source = ""
         self._collect_deadline: float | None = None
         hops_per_s = SAMPLE_RATE / config.frontend.hop
-        self._ambient = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
+        self._ambient: deque[float] = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
         self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
         self._prev = np.full((NUM_FRAMES - 1, NUM_BINS), config.frontend.db_floor, dtype=np.float32)
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=int(FALSE_MOVE_BEFORE_S * hops_per_s) + 1)
@@ -295,7 +295,7 @@ class Engine:
         else:
             self.clear_problem("classes")
 
-    def _refuse(self, request: str, reason: str) -> None:
+    def _refuse(self, request: str, reason: str) -> NoReturn:
         self.bus.publish(Refused(request, reason))
         if self.led is not None:
             self.led.show("error")
@@ -309,8 +309,8 @@ class Engine:
 
     def _start_collection(self, label: str, source: str, seconds: float | None = None) -> dict[str, Any]:
         self._check_label(label)
-        if self._store_problem():
-            self._refuse(f"collect {label}", self._store_problem())
+        if problem := self._store_problem():
+            self._refuse(f"collect {label}", problem)
         if self.mode == TRAINING:
             self._refuse(f"collect {label}", "training in progress: collect again when it has finished")
         if self.mode == COLLECTING:
@@ -371,8 +371,8 @@ class Engine:
     def _train(self) -> dict[str, Any]:
         if self.mode in (COLLECTING, TRAINING):
             self._refuse("train", f"cannot train while {self.mode}")
-        if self._store_problem():
-            self._refuse("train", self._store_problem())
+        if problem := self._store_problem():
+            self._refuse("train", problem)
         try:
             counts = self.store.counts()
         except StoreError as exc:
@@ -392,12 +392,14 @@ class Engine:
 
     def _train_worker(self) -> None:
         t0 = time.monotonic()
+        trainer = self._trainer
+        assert trainer is not None, "_train starts this thread only with a trainer"
 
         def progress(epoch, epochs, loss, accuracy, val_loss=None, val_accuracy=None):
             self.bus.publish(TrainingProgress(epoch, epochs, loss, accuracy, val_loss, val_accuracy))
 
         try:
-            outcome = self._trainer(progress=progress, should_stop=self._stopping.is_set)
+            outcome = trainer(progress=progress, should_stop=self._stopping.is_set)
             self.call(self._training_done, outcome, None, time.monotonic() - t0, wait=False)
         except Exception as exc:  # noqa: BLE001 - reported, the old model stays in service
             if not isinstance(exc, EdgeError):

@@ -196,6 +196,7 @@ class BatchMaker:
 
     def _bank_db(self, n: int) -> np.ndarray:
         lo, hi = self.recipe.bank_gain_db
+        assert self.bank is not None, "called only when the recipe mixes a bank in"
         w = self.bank.sample(self.rng, n)
         return w + self.rng.uniform(lo, hi, size=(n, 1, 1)).astype(np.float32)
 
@@ -246,6 +247,7 @@ class BatchMaker:
             return xb
         xb = xb.copy()
         sound = xb[pick] * net.NORM_STD + net.NORM_MEAN
+        assert self.bank is not None, "called only when the recipe mixes a bank in"
         noise = self.bank.sample(self.rng, pick.size)
         lo, hi = self.recipe.mix_snr_db
         snr = self.rng.uniform(lo, hi, size=pick.size)

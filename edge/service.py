@@ -29,7 +29,8 @@ import numpy as np
 
 from edge import __version__
 from edge.audio.ring import Ring
-from edge.audio.sources import AudioSource, make_source
+from edge.audio.choose import make_source
+from edge.audio.sources import AudioSource
 from edge.config import SAMPLE_RATE, Config
 from edge.engine import Engine
 from edge.errors import AudioError, EdgeError, StoreError

@@ -4,6 +4,7 @@
 :meth:`AudioSource._close`; they **may** override :meth:`AudioSource.describe`.
 
 * ``PyAudioSource`` (``edge.audio.mic``): a PortAudio callback stream — the real microphone.
+  ``edge.audio.choose.make_source`` picks one of them from the config.
 * ``WavSource``: replays a WAV file (any rate, channels, 8/16/24/32-bit) in real time or as fast as
   the consumer reads.
 * ``SyntheticSource``: scripted snaps / whistles / babble / noise for demos and tests.
@@ -27,7 +28,7 @@ import numpy as np
 from edge.audio import synth
 from edge.audio.ring import Ring
 from edge.audio.wavfile import open_wav
-from edge.config import SAMPLE_RATE, AudioSettings
+from edge.config import SAMPLE_RATE
 from edge.errors import AudioError, UsageError
 
 log = logging.getLogger(__name__)
@@ -192,17 +193,3 @@ class SyntheticSource(ArraySource):
     def describe(self) -> str:
         return "synthetic"
 
-
-def make_source(settings: AudioSettings, ring: Ring, wav: str | None = None, script: str | None = None,
-                realtime: bool | None = None, loop: bool | None = None) -> AudioSource:
-    """Build the configured source (the one place that chooses a backend)."""
-    realtime = settings.realtime if realtime is None else realtime
-    loop = settings.loop if loop is None else loop
-    kind = "wav" if wav else ("synthetic" if script else settings.source)
-    if kind == "wav":
-        return WavSource(ring, wav or settings.wav, realtime=realtime, loop=loop, gain_db=settings.gain_db)
-    if kind == "synthetic":
-        return SyntheticSource(ring, script or SyntheticSource.DEFAULT_SCRIPT, realtime=realtime, loop=loop,
-                               gain_db=settings.gain_db)
-    from edge.audio.mic import PyAudioSource  # NOTE: imports pyaudio; only when a mic is wanted
-    return PyAudioSource(ring, settings)

@@ -54,7 +54,7 @@ def cmd_devices(args, config: Config) -> int:
 def record_seconds(config: Config, seconds: float, device: str | None = None) -> np.ndarray:
     """Capture ``seconds`` of 44.1 kHz mono from the configured source (the microphone by default)."""
     from edge.audio.ring import Ring
-    from edge.audio.sources import make_source
+    from edge.audio.choose import make_source
     if not 0 < seconds <= 600:
         raise UsageError(f"--seconds {seconds}: must be in (0, 600]")
     audio = config.audio if device is None else dataclasses.replace(config.audio, device=device, source="pyaudio")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from edge.errors import ConfigError
+from edge.statedir import StateDir
 
 ENV_PREFIX = "EDGE_SLIDER_"
 CONFIG_ENV = "EDGE_SLIDER_CONFIG"
@@ -33,6 +34,8 @@ SAMPLE_RATE = 44_100
 FFT_SIZE = 2048
 NUM_BINS = 232
 NUM_FRAMES = 3
+SLIDER_MIN, SLIDER_MAX = 0.0, 10.0
+"""The slider's range in slider units: the one place it is written (servo, MQTT, Home Assistant, config)."""
 
 #: Bump when a key is renamed or removed (old keys stay accepted for one release).
 CONFIG_VERSION = 1
@@ -116,7 +119,8 @@ class ClassSpec:
     name: str = _doc("Label of the class.", default="")
     action: str = _doc("What a decision for this class does to the slider: step (add value), set "
                        "(go to value), none.", default="none", choices=("step", "set", "none"))
-    value: float = _doc("Step size or target position, in slider units (0..10).", default=0.0, min=-10.0, max=10.0)
+    value: float = _doc("Step size or target position, in slider units (0..10).", default=0.0, min=-SLIDER_MAX,
+                         max=SLIDER_MAX)
     button: int = _doc("BCM pin of the button that collects this class while held; -1 = no button.",
                        default=NO_PIN)
     background: bool = _doc("This class is the background: quiet windows of other classes' holds go here, "
@@ -238,7 +242,7 @@ class SliderSettings:
     min_angle: float = _doc("angular_servo: angle at position 0, degrees.", default=-90.0, min=-360.0, max=360.0)
     max_angle: float = _doc("angular_servo: angle at position 10, degrees.", default=90.0, min=-360.0, max=360.0)
     initial: float = _doc("Position at first start (later starts restore the saved one), 0..10.", default=5.0,
-                          min=0.0, max=10.0)
+                          min=SLIDER_MIN, max=SLIDER_MAX)
     detach_after_s: float = _doc("Stop driving the servo this long after the last move, so it does not hum; "
                                  "0 = never, seconds.", default=2.0, min=0.0, max=3600.0)
 
@@ -346,6 +350,11 @@ class Config:
     @property
     def state_path(self) -> Path:
         return self.device.state_path
+
+    @property
+    def state(self) -> StateDir:
+        """The files in the state dir, by name (:mod:`edge.statedir`)."""
+        return StateDir(self.device.state_path)
 
     def redacted(self) -> dict[str, Any]:
         """The config as a dict, secrets replaced by '***', for logs."""

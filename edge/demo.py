@@ -9,7 +9,7 @@ loop does with the ring), so the story is deterministic and runs faster than rea
 
 Where it writes: a scratch dir of its own, unless told ``--into DIR`` (``deploy/dev.sh run`` keeps
 the demo's model that way). A dir is the demo's when it is empty or carries the demo's marker
-(:data:`MARKER`: how many rows the demo left, and its last row id); a dir with anything else in its
+(``StateDir.demo_marker``: how many rows the demo left, and its last row id); a dir with anything else in its
 store or registry is refused, untouched — once a user's real store got 1,512 synthetic windows and
 a new model. In its own dir a re-run replaces its previous examples instead of doubling them.
 """
@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import synth
-from edge.config import SAMPLE_RATE
+from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN
 from edge.errors import UsageError
 from edge.fileio import atomic_write_bytes
 from edge.events import DecisionMade, Event, TrainingFinished, TrainingProgress
 from edge.service import Service
+from edge.statedir import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,9 @@ TEST_SCENE = ("gap:1, snap, gap:1.2, snap, gap:1.2, whistle, gap:1.2, babble:2, 
               "gap:1.2, whistle, gap:1, noise:1, gap:1")
 
 
-MARKER = ".edge-slider-demo"
-"""In a state dir the demo wrote: ``{"rows": N, "last_id": M}`` of its store when it finished."""
-
-
 def _store_mark(state: Path) -> dict:
     from edge.store import ExampleStore
-    db = state / "examples.sqlite"
+    db = StateDir(state).store
     if not db.exists():
         return {"rows": 0, "last_id": 0}
     with ExampleStore(db) as store:
@@ -67,9 +64,9 @@ def claim_state_dir(state: Path) -> None:
     from edge.store import ExampleStore
     state = Path(state)
     mark = _store_mark(state)
-    models = ModelRegistry(state / "models").versions()
+    models = ModelRegistry(StateDir(state).models).versions()
     try:
-        saved = json.loads((state / MARKER).read_text())
+        saved = json.loads(StateDir(state).demo_marker.read_text())
     except (OSError, ValueError):
         saved = None
     ours = (saved is not None and {k: saved.get(k) for k in mark} == mark) or (mark["rows"] == 0 and not models)
@@ -78,7 +75,7 @@ def claim_state_dir(state: Path) -> None:
         raise UsageError(f"{state} holds {what} that are not the demo's: the demo never writes there; run "
                          "`edge-slider demo` (a scratch dir of its own) or `edge-slider demo --into NEW_DIR`")
     if mark["rows"]:
-        with ExampleStore(state / "examples.sqlite") as store:
+        with ExampleStore(StateDir(state).store) as store:
             store.delete()                       # the demo's own previous run: replaced, not doubled
     mark_state_dir(state)
 
@@ -86,7 +83,7 @@ def claim_state_dir(state: Path) -> None:
 def mark_state_dir(state: Path) -> None:
     """Record what the demo left, so the next ``demo --into`` recognises the dir as its own."""
     Path(state).mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(state) / MARKER, json.dumps(_store_mark(Path(state))).encode())
+    atomic_write_bytes(StateDir(Path(state)).demo_marker, json.dumps(_store_mark(Path(state))).encode())
 
 
 def expected_position(start: float, onsets: list[synth.Onset], steps: dict[str, float]) -> float:
@@ -94,7 +91,7 @@ def expected_position(start: float, onsets: list[synth.Onset], steps: dict[str, 
     for o in onsets:
         label = synth.DEMO_LABELS.get(o.kind)
         if label in steps:
-            pos = min(10.0, max(0.0, pos + steps[label]))
+            pos = min(SLIDER_MAX, max(SLIDER_MIN, pos + steps[label]))
     return round(pos, 6)
 
 

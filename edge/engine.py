@@ -34,7 +34,7 @@ import numpy as np
 from edge import __version__
 from edge.audio.spectrogram import FrameStream, window_level_db
 from edge.collect import HoldCollector
-from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
+from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
 from edge.memory import release_free_heap, rss_mb
 from edge.errors import CommandError, EdgeError, StateError, StoreError
@@ -565,8 +565,8 @@ class Engine:
         return self.call(lambda: self._listen(self.mode != LISTENING))
 
     def set_position(self, value: float, source: str = "mqtt") -> dict[str, Any]:
-        if not 0.0 <= value <= 10.0:
-            raise CommandError(f"position {value}: must be between 0 and 10")
+        if not SLIDER_MIN <= value <= SLIDER_MAX:
+            raise CommandError(f"position {value}: must be between {SLIDER_MIN:g} and {SLIDER_MAX:g}")
         return self.call(self._position, float(value), source)
 
     def set_threshold(self, value: float) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -59,12 +58,12 @@ class RunOptions:
 
 def _make_store(config: Config):
     from edge.store import ExampleStore
-    return ExampleStore(config.state_path / "examples.sqlite")
+    return ExampleStore(config.state.store)
 
 
 def _make_registry(config: Config):
     from edge.model.registry import ModelRegistry
-    return ModelRegistry(config.state_path / "models", keep=config.train.keep_models)
+    return ModelRegistry(config.state.models, keep=config.train.keep_models)
 
 
 def _make_trainer(config: Config, store, registry):
@@ -97,7 +96,7 @@ def _make_hardware(config: Config, simulate: bool, with_buttons: bool):
     from edge.device.slider import Slider, make_output
     factory = make_pin_factory(simulate)
     output = make_output(config.slider, pin_factory=factory)
-    slider = Slider(output, config.slider, config.state_path / "position.json",
+    slider = Slider(output, config.slider, config.state.position,
                     save_interval=config.service.position_save_s)
     led = StatusLed(config.buttons.status_led, pin_factory=factory)
     return factory, slider, led
@@ -133,7 +132,7 @@ class Service:
             # NOTE: a read-only or damaged store must not keep a good model from listening.
             from edge.store import UnavailableStore
             store_problem = str(exc)
-            self.store = UnavailableStore(config.state_path / "examples.sqlite", store_problem)
+            self.store = UnavailableStore(config.state.store, store_problem)
         self._closers.append(self.store.close)
         self.registry = _make_registry(config)
         self.pin_factory, self.slider, self.led = _make_hardware(config, options.simulate, options.buttons)
@@ -309,7 +308,3 @@ def run_daemon(config: Config, options: RunOptions) -> int:
     with Service(config, options) as service:
         return service.run()
 
-
-def data_paths(config: Config) -> dict[str, Path]:
-    root = config.state_path
-    return {"store": root / "examples.sqlite", "models": root / "models", "position": root / "position.json"}

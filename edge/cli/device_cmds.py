@@ -109,7 +109,7 @@ def cmd_demo(args, config: Config) -> int:
 def _open_store(config: Config):
     from edge.store import ExampleStore
     config.state_path.mkdir(parents=True, exist_ok=True)
-    return ExampleStore(config.state_path / "examples.sqlite")
+    return ExampleStore(config.state.store)
 
 
 def cmd_collect(args, config: Config) -> int:
@@ -150,7 +150,7 @@ def cmd_listen(args, config: Config) -> int:
     if args.mode:
         listen = dataclasses.replace(listen, mode=args.mode)
     config = dataclasses.replace(config, listen=listen)
-    registry = ModelRegistry(config.state_path / "models", keep=config.train.keep_models)
+    registry = ModelRegistry(config.state.models, keep=config.train.keep_models)
     classifier = registry.load_current(expect_hop=config.frontend.hop)
     if classifier is None:
         raise UsageError(f"no model in {config.state_path}: run `edge-slider train` first (or pass --state-dir)")
@@ -164,7 +164,7 @@ def cmd_listen(args, config: Config) -> int:
         # NOTE: listening needs only the model: a read-only or damaged store must not stop it
         from edge.store import UnavailableStore
         log.warning("%s", exc)
-        store = UnavailableStore(config.state_path / "examples.sqlite", str(exc))
+        store = UnavailableStore(config.state.store, str(exc))
     with contextlib.closing(store):
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
         # NOTE: `--events -` is stdout, where every decision is printed anyway.

@@ -70,12 +70,12 @@ def register(sub) -> None:
 
 def _store(config: Config):
     from edge.store import ExampleStore
-    return ExampleStore(config.state_path / "examples.sqlite")
+    return ExampleStore(config.state.store)
 
 
 def _registry(config: Config):
     from edge.model.registry import ModelRegistry
-    return ModelRegistry(config.state_path / "models", keep=config.train.keep_models)
+    return ModelRegistry(config.state.models, keep=config.train.keep_models)
 
 
 def _progress(done: int, total: int) -> None:
@@ -134,7 +134,7 @@ def cmd_dataset_clear(args, config: Config) -> int:
 
 def cmd_dataset_recover(args, config: Config) -> int:
     from edge.store import recover_store
-    report = recover_store(config.state_path / "examples.sqlite")
+    report = recover_store(config.state.store)
     print(f"recovered {report['recovered']} examples ("
           + ", ".join(f"{k} {v}" for k, v in sorted(report["labels"].items()))
           + f"); {report['unreadable']} unreadable; the damaged file is kept as {report['kept']}")

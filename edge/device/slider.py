@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from edge.config import SliderSettings
+from edge.config import SLIDER_MAX, SLIDER_MIN, SliderSettings
 from edge.errors import HardwareError
 from edge.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-LO, HI = 0.0, 10.0
+LO, HI = SLIDER_MIN, SLIDER_MAX
 
 
 class Output:

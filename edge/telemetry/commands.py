@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from edge.config import SLIDER_MAX, SLIDER_MIN
 from edge.control import DeviceControl
 from edge.errors import CommandError, EdgeError
 from edge.telemetry.messages import result_payload
@@ -127,7 +128,7 @@ def _listen(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _position(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:
-    return control.set_position(_number("position", "value", _require("position", args, "value"), 0.0, 10.0))
+    return control.set_position(_number("position", "value", _require("position", args, "value"), SLIDER_MIN, SLIDER_MAX))
 
 
 def _threshold(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:

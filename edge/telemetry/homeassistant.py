@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from edge.config import SLIDER_MAX, SLIDER_MIN
 from edge.telemetry.messages import OFFLINE, ONLINE, Topics
 
 Discovery = tuple[str, dict[str, Any]]
@@ -51,7 +52,7 @@ def discovery_configs(topics: Topics, device_id: str, version: str, labels: tupl
 
     yield item("number", "position", "Slider position",
                command_topic=topics.cmd("position"), command_template='{"value": {{ value }}}',
-               value_template="{{ value_json.position }}", min=0, max=10, step=0.1, mode="slider")
+               value_template="{{ value_json.position }}", min=SLIDER_MIN, max=SLIDER_MAX, step=0.1, mode="slider")
     yield item("number", "threshold", "Detection threshold",
                command_topic=topics.cmd("threshold"), command_template='{"value": {{ value }}}',
                value_template="{{ value_json.threshold }}", min=0, max=1, step=0.01, mode="slider",

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
-from edge.config import Config
+from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.errors import CommandError
 from edge.telemetry.messages import Topics, decode_json
 from edge.telemetry.mqtt import make_client
@@ -97,7 +97,7 @@ class MonitorView:
             "examples: " + ("  ".join(f"{k} {v}" for k, v in counts.items()) or "none"),
         ]
         if isinstance(position, (int, float)):
-            lines.append(f"position: {_bar(position / 10.0)} {position:4.1f}")
+            lines.append(f"position: {_bar((position - SLIDER_MIN) / (SLIDER_MAX - SLIDER_MIN))} {position:4.1f}")
         lines.append(f"health: level {_f(audio.get('level_dbfs'), 1)} dBFS  overruns {audio.get('overruns', '?')}  "
                      f"classify {_f(st.get('classify_us'), 0)} µs  cpu {_f(st.get('cpu_percent'), 1)} %  "
                      f"rss {_f(st.get('rss_mb'), 1)} MB  up {_f(st.get('uptime_s'), 0)} s  "

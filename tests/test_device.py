@@ -125,3 +125,22 @@ def test_status_led_patterns(factory):
     assert led.mode == "idle"
     led.close()
     StatusLed(-1).show("idle")                    # no LED configured: a no-op
+
+
+def test_pin_factory_off_a_pi_names_every_factory_it_tried(monkeypatch):
+    """Off a Pi (this machine: no lgpio, RPi.GPIO or pigpio module; no Pi revision for native) the
+    real chooser must fail with one line naming each factory and the fix, not a gpiozero traceback."""
+    from pathlib import Path
+
+    from edge.device.pins import make_pin_factory
+    from edge.errors import HardwareError
+    if Path("/proc/device-tree/model").exists():
+        pytest.fail("this test expects a machine that is not a Raspberry Pi")
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    with pytest.raises(HardwareError, match=r"lgpio: .*rpigpio: .*pigpio: .*native: .*use --simulate"):
+        make_pin_factory(False)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "rpio")
+    with pytest.raises(HardwareError, match=r"GPIOZERO_PIN_FACTORY='rpio': use one of lgpio, rpigpio"):
+        make_pin_factory(False)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "Mock")
+    assert type(make_pin_factory(False)).__name__ == "MockFactory"

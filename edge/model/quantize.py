@@ -2,8 +2,8 @@
 
 What is decided here and why:
 
-* The model takes the codelab's **normalized** input ``(dB + 100) / 10`` as float32 (the classifier
-  normalizes). Folding the normalization into the conv instead (raw dB in) was measured worse: an
+* The model quantizes the codelab's **normalized** input ``(dB + 100) / 10`` (the writer's MUL/ADD
+  compute it from raw dB in float, before QUANTIZE; callers pass dB). Folding the normalization into the conv instead (raw dB in) was measured worse: an
   int8 range must include 0, so raw dB ([-120, 0]) wastes half the codes and the input step grows
   to ~0.47 dB, which alone moved probabilities by up to 0.036 on seed-test; normalized input gives
   ~0.29 dB per step.

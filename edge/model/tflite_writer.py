@@ -1,4 +1,4 @@
-"""Our own int8 .tflite writer: a 7-op flatbuffer built with the TFLite schema's generated builders.
+"""Our own int8 .tflite writer: a 9-operator flatbuffer built with the TFLite schema's generated builders.
 
 Graph (float32 in, float32 out: callers pass raw dB and read probabilities):
 
@@ -29,7 +29,7 @@ from edge.model.tflite_meta import METADATA_NAME, read_metadata_entries
 
 
 _F32, _INT32, _INT8 = tflite.TensorType.FLOAT32, tflite.TensorType.INT32, tflite.TensorType.INT8
-_OPS = [  # (builtin code, version) in the order the operators use them
+_OPS = [  # (builtin code, version): the model's operator codes; operators name theirs by builtin code
     (tflite.BuiltinOperator.MUL, 1),
     (tflite.BuiltinOperator.ADD, 1),
     (tflite.BuiltinOperator.QUANTIZE, 2),
@@ -40,6 +40,7 @@ _OPS = [  # (builtin code, version) in the order the operators use them
     (tflite.BuiltinOperator.SOFTMAX, 2),
     (tflite.BuiltinOperator.DEQUANTIZE, 2),
 ]
+_OPCODE_INDEX = {code: k for k, (code, _version) in enumerate(_OPS)}
 
 
 class _Writer:
@@ -105,8 +106,10 @@ class _Writer:
             tflite.TensorAddQuantization(b, quant_off)
         return tflite.TensorEnd(b)
 
-    def operator(self, opcode: int, inputs, outputs, opt_type: int = 0, opt_off: int | None = None) -> int:
+    def operator(self, builtin: int, inputs, outputs, opt_type: int = 0, opt_off: int | None = None) -> int:
+        """One operator; ``builtin`` is its ``tflite.BuiltinOperator`` code (its index in _OPS is looked up)."""
         b = self.b
+        opcode = _OPCODE_INDEX[builtin]
         in_off = self.vec_i32(tflite.OperatorStartInputsVector, inputs)
         out_off = self.vec_i32(tflite.OperatorStartOutputsVector, outputs)
         tflite.OperatorStart(b)
@@ -180,17 +183,17 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
     tflite.AddOptionsStart(b)
     add_opts = tflite.AddOptionsEnd(b)
 
-    BO = tflite.BuiltinOptions
+    BO, OP = tflite.BuiltinOptions, tflite.BuiltinOperator
     ops = [
-        w.operator(0, [t_db, t_scale], [t_scaled], BO.MulOptions, mul_opts),
-        w.operator(1, [t_scaled, t_offset], [t_in], BO.AddOptions, add_opts),
-        w.operator(2, [t_in], [t_inq]),
-        w.operator(3, [t_inq, t_cw, t_cb], [t_conv], BO.DepthwiseConv2DOptions, dw_opts),
-        w.operator(4, [t_conv], [t_pool], BO.Pool2DOptions, pool_opts),
-        w.operator(5, [t_pool, t_shape], [t_flat], BO.ReshapeOptions, reshape_opts),
-        w.operator(6, [t_flat, t_dw, t_bias], [t_logits], BO.FullyConnectedOptions, fc_opts),
-        w.operator(7, [t_logits], [t_probq], BO.SoftmaxOptions, sm_opts),
-        w.operator(8, [t_probq], [t_out]),
+        w.operator(OP.MUL, [t_db, t_scale], [t_scaled], BO.MulOptions, mul_opts),
+        w.operator(OP.ADD, [t_scaled, t_offset], [t_in], BO.AddOptions, add_opts),
+        w.operator(OP.QUANTIZE, [t_in], [t_inq]),
+        w.operator(OP.DEPTHWISE_CONV_2D, [t_inq, t_cw, t_cb], [t_conv], BO.DepthwiseConv2DOptions, dw_opts),
+        w.operator(OP.MAX_POOL_2D, [t_conv], [t_pool], BO.Pool2DOptions, pool_opts),
+        w.operator(OP.RESHAPE, [t_pool, t_shape], [t_flat], BO.ReshapeOptions, reshape_opts),
+        w.operator(OP.FULLY_CONNECTED, [t_flat, t_dw, t_bias], [t_logits], BO.FullyConnectedOptions, fc_opts),
+        w.operator(OP.SOFTMAX, [t_logits], [t_probq], BO.SoftmaxOptions, sm_opts),
+        w.operator(OP.DEQUANTIZE, [t_probq], [t_out]),
     ]
     tensors = [w._build_tensor(*t) for t in w.tensors]
 

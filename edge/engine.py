@@ -52,6 +52,8 @@ FALSE_MOVE_BEFORE_S = 1.0
 FALSE_MOVE_AFTER_S = 0.3
 """The sound of a move marked wrong: windows from 1 s before the decision (its onset and the
 detections that made it) to 0.3 s after (its tail)."""
+COUNTS_REFRESH_S = 10.0
+"""How often the loop re-reads the example counts for the state report (the CLI may change the store)."""
 FALSE_MOVE_MAX_AGE_S = 30.0
 """`cmd/false_move` (or the button) must come within this long of the move (stream time)."""
 
@@ -106,8 +108,16 @@ class Engine:
         self.last_score = 0.0
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.cpu_percent = 0.0
+        self._counts: dict[str, int] = {}
+        """Examples per label as the loop last read them: other threads (the state report) read this
+        dict, replaced whole, never the store (its connection belongs to the loop thread)."""
+        self._counts_t = -COUNTS_REFRESH_S
         self.audio_health: Callable[[], dict[str, Any]] = lambda: {}
         """Set by the service: the source's sample rate, ring overruns, errors."""
+        try:
+            self._refresh_counts()             # the constructing thread becomes the loop (adopt_thread)
+        except StoreError:
+            pass                               # an unavailable store: counts stay empty, the problem is reported
 
     # ------------------------------------------------------------------ threads and calls
     def adopt_thread(self) -> None:
@@ -153,11 +163,24 @@ class Engine:
                 fut.set_exception(exc)
         self.slider.tick()
         now = time.monotonic()
+        if now - self._counts_t >= COUNTS_REFRESH_S:
+            # NOTE: the CLI may change the store under a running daemon (dataset import/clear)
+            try:
+                self._refresh_counts()
+            except StoreError:
+                pass
         mark_t, mark_cpu = self._cpu_mark
         if now - mark_t >= 2.0:
             cpu = sum(os.times()[:2])
             self.cpu_percent = 100.0 * (cpu - mark_cpu) / (now - mark_t)
             self._cpu_mark = (now, cpu)
+
+    def _refresh_counts(self) -> dict[str, int]:
+        """Read the store's counts on the loop thread and publish them to the state report."""
+        self._counts_t = time.monotonic()
+        counts = dict(self.store.counts())
+        self._counts = counts
+        return counts
 
     # ------------------------------------------------------------------ the hop path
     def process(self, samples: np.ndarray) -> None:
@@ -353,7 +376,7 @@ class Engine:
         background = self.config.background_label
         try:
             stored, moved = self.store.add_groups(result.to_store(self.config.collect, background), source, session)
-            counts = self.store.counts()
+            counts = self._refresh_counts()
         except StoreError as exc:
             self.bus.publish(ErrorOccurred("store", str(exc)))
             log.error("collection of %r not stored: %s", result.label, exc)
@@ -374,7 +397,7 @@ class Engine:
         if problem := self._store_problem():
             self._refuse("train", problem)
         try:
-            counts = self.store.counts()
+            counts = self._refresh_counts()
         except StoreError as exc:
             self._refuse("train", str(exc))
         low = [f"{lb} {counts.get(lb, 0)}" for lb in self.config.labels
@@ -479,7 +502,7 @@ class Engine:
         pos = self.slider.set(move["before"])
         self.bus.publish(PositionChanged(pos, "false_move"))
         self.bus.publish(FalseMoveMarked(move["label"], move["t"], stored, pos, session, source))
-        self.bus.publish(ExamplesCollected(background, session, stored, 0, 0, self.store.counts()))
+        self.bus.publish(ExamplesCollected(background, session, stored, 0, 0, self._refresh_counts()))
         log.info("move %r at t=%.2f s marked wrong (%s): undone, %d windows stored as %r (session %s); "
                  "train again to learn from them", move["label"], move["t"], source, stored, background, session)
         return {"label": move["label"], "t": round(move["t"], 3), "stored": stored, "position": pos,
@@ -516,7 +539,7 @@ class Engine:
         if self.mode == TRAINING:
             self._refuse("delete examples", "training in progress: delete when it has finished")
         n = self.store.delete(label=label, session=session)
-        counts = self.store.counts()
+        counts = self._refresh_counts()
         self.bus.publish(ExamplesDeleted(n, label, session, counts))
         return {"deleted": n, "counts": counts}
 
@@ -583,14 +606,12 @@ class Engine:
 
     def snapshot(self) -> dict[str, Any]:
         """The retained ``state`` report. Safe from any thread (reads only)."""
-        try:
-            counts = self.store.counts()
-        except StoreError:
-            counts = {}
+        counts = self._counts
         clf = self.classifier
         meta = getattr(clf, "metadata", None) or {}
         metrics = meta.get("metrics", meta.get("training", {})) if isinstance(meta, dict) else {}
-        collecting = self._collector.label if self._collector is not None else None
+        collector = self._collector    # NOTE: once; the loop may set it to None at any moment
+        collecting = collector.label if collector is not None else None
         return {
             "mode": self.mode,
             "collecting": collecting,

@@ -257,3 +257,31 @@ def test_a_model_brings_its_calibrated_thresholds_and_a_manual_threshold_overrid
     assert engine.policy.thresholds == {"left": 0.8, "right": 0.8}
     engine2, _ = make_engine(Calibrated(), listen={"calibrated": False})
     assert engine2.policy.thresholds == {"left": 0.75, "right": 0.75}
+
+
+def test_the_state_report_never_touches_the_store_from_another_thread():
+    """snapshot() runs on the MQTT publisher thread: it must read the counts the loop published, not
+    the store (whose SQLite connection the loop and the trainer use)."""
+    engine, _ = make_engine()
+    touched = []
+    real_counts = engine.store.counts
+
+    def counts():
+        touched.append(threading.current_thread().name)
+        return real_counts()
+
+    engine.store.counts = counts
+    feed(engine, synth.render("gap:1")[0])
+    engine.collect_start("left", "test")
+    feed(engine, synth.render(", ".join(["gap:0.4", "snap"] * 5) + ", gap:0.4", seed=2)[0])
+    engine.collect_stop("left")
+    reports = []
+    reader = threading.Thread(target=lambda: reports.append(engine.snapshot()), name="publisher")
+    reader.start()
+    reader.join()
+    assert "publisher" not in touched, "the state report read the store from the publisher thread"
+    assert reports[0]["labels"]["left"] == engine.store.counts()["left"] > 0, "the report lost the new counts"
+    engine.store.rows.clear()                     # another process (the CLI) empties the store
+    engine._counts_t -= 60                        # ... and the loop's next refresh is due
+    engine.poll()
+    assert engine.snapshot()["labels"]["left"] == 0

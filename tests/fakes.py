@@ -82,3 +82,39 @@ class FakeSlider:
 
     def tick(self, now=None):
         pass
+
+
+class ManualClock:
+    """A clock tests move by hand, with the ``schedule(delay, fn)`` the button panel uses for its
+    debounce timers: ``advance(dt)`` runs what fell due, in order, on the calling thread."""
+
+    class _Handle:
+        def __init__(self, due: float, fn):
+            self.due, self.fn, self.cancelled = due, fn, False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __init__(self, start: float = 1000.0):
+        self.t = start
+        self._pending: list[ManualClock._Handle] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def schedule(self, delay_s: float, fn):
+        handle = ManualClock._Handle(self.t + delay_s, fn)
+        self._pending.append(handle)
+        return handle
+
+    def advance(self, dt: float) -> None:
+        end = self.t + dt
+        while True:
+            due = sorted((h for h in self._pending if not h.cancelled and h.due <= end), key=lambda h: h.due)
+            if not due:
+                break
+            h = due[0]
+            self._pending.remove(h)
+            self.t = max(self.t, h.due)
+            h.fn()
+        self.t = end

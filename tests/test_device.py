@@ -11,6 +11,7 @@ from edge.device.buttons import ButtonPanel, CollectPressed, CollectReleased, Di
 from edge.device.leds import StatusLed
 from edge.device.pins import mock_factory
 from edge.device.slider import NullOutput, PwmLedOutput, ServoOutput, Slider
+from tests.fakes import ManualClock
 
 
 @pytest.fixture
@@ -68,25 +69,28 @@ def test_pwm_led_output(factory):
     slider.close()
 
 
-def collect_events(factory, debounce=0.05, discard_hold=3.0):
+def collect_events(factory, debounce=0.05, discard_hold=3.0, clock=None):
     cfg = Config().replace("buttons", debounce_s=debounce).replace("collect", discard_hold_s=discard_hold)
     events = []
-    panel = ButtonPanel(cfg, events.append, pin_factory=factory)
+    clock = clock or ManualClock()
+    panel = ButtonPanel(cfg, events.append, pin_factory=factory, clock=clock, schedule=clock.schedule)
     return cfg, panel, events
 
 
 def test_class_buttons_collect_while_held(factory):
-    cfg, panel, events = collect_events(factory)
+    clock = ManualClock()
+    cfg, panel, events = collect_events(factory, clock=clock)
     left = factory.pin(cfg.class_spec("left").button)
     left.drive_low()
-    time.sleep(0.08)
+    clock.advance(0.08)
     left.drive_high()
     assert events == [CollectPressed("left"), CollectReleased("left")]
     panel.close()
 
 
 def test_bounces_are_ignored_and_a_real_release_inside_the_window_still_counts(factory):
-    cfg, panel, events = collect_events(factory, debounce=0.1)
+    clock = ManualClock()
+    cfg, panel, events = collect_events(factory, debounce=0.1, clock=clock)
     pin = factory.pin(cfg.class_spec("right").button)
     pin.drive_low()
     for _ in range(3):          # contact bounce right after the press
@@ -95,19 +99,26 @@ def test_bounces_are_ignored_and_a_real_release_inside_the_window_still_counts(f
     assert events == [CollectPressed("right")]
     pin.drive_high()            # released for real, but inside the debounce window
     assert events == [CollectPressed("right")]
-    time.sleep(0.2)             # the window closes, the pin is re-read: released
+    clock.advance(0.099)
+    assert events == [CollectPressed("right")]
+    clock.advance(0.002)        # the window closes, the pin is re-read: released
     assert events == [CollectPressed("right"), CollectReleased("right")]
     panel.close()
 
 
 def test_train_short_press_trains_long_hold_discards(factory):
-    cfg, panel, events = collect_events(factory, discard_hold=0.2)
+    clock = ManualClock()
+    cfg, panel, events = collect_events(factory, discard_hold=3.0, clock=clock)
     train = factory.pin(cfg.buttons.train)
-    train.drive_low(); time.sleep(0.06); train.drive_high()
-    train.drive_low(); time.sleep(0.3); train.drive_high()
+    train.drive_low(); clock.advance(0.06); train.drive_high()
+    clock.advance(1.0)
+    train.drive_low(); clock.advance(2.99); train.drive_high()    # just short of the discard hold
+    clock.advance(1.0)
+    train.drive_low(); clock.advance(3.0); train.drive_high()
     listen = factory.pin(cfg.buttons.listen)
-    listen.drive_low(); time.sleep(0.06); listen.drive_high()
-    assert events == [TrainRequested(), DiscardRequested(), ListenToggled()]
+    clock.advance(1.0)
+    listen.drive_low(); clock.advance(0.06); listen.drive_high()
+    assert events == [TrainRequested(), TrainRequested(), DiscardRequested(), ListenToggled()]
     panel.close()
 
 

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from edge.config import NO_PIN, Config
 
@@ -50,21 +50,34 @@ class ListenToggled:
     pass
 
 
+def start_timer(delay_s: float, fn: Callable[[], None]) -> threading.Timer:
+    """Run ``fn`` once, ``delay_s`` from now, on a daemon thread; the result has ``cancel()``."""
+    timer = threading.Timer(delay_s, fn)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 class DebouncedButton:
-    """One gpiozero Button with software debounce; calls ``on_change(pressed: bool)``."""
+    """One gpiozero Button with software debounce; calls ``on_change(pressed: bool)``.
+
+    ``clock`` and ``schedule`` (how to run a callback later) are injectable so tests drive time
+    by hand instead of sleeping through debounce windows and hold times."""
 
     def __init__(self, pin: int, debounce_s: float, pull_up: bool, on_change: Callable[[bool], None],
-                 pin_factory=None, clock: Callable[[], float] = time.monotonic):
+                 pin_factory=None, clock: Callable[[], float] = time.monotonic,
+                 schedule: Callable[[float, Callable[[], None]], Any] = start_timer):
         from gpiozero import Button
         self._button = Button(pin, pull_up=pull_up, pin_factory=pin_factory)
         self.pin = pin
         self._debounce = debounce_s
         self._on_change = on_change
         self._clock = clock
+        self._schedule = schedule
         self._lock = threading.Lock()
         self.pressed = False
         self._last_edge = -1e9
-        self._timer: threading.Timer | None = None
+        self._timer: Any = None
         self._button.when_pressed = lambda: self._edge(True)
         self._button.when_released = lambda: self._edge(False)
 
@@ -76,9 +89,7 @@ class DebouncedButton:
             if now - self._last_edge < self._debounce:
                 # A bounce, or a real change too quick to trust: look again when the window closes.
                 if self._timer is None:
-                    self._timer = threading.Timer(self._last_edge + self._debounce - now, self._settle)
-                    self._timer.daemon = True
-                    self._timer.start()
+                    self._timer = self._schedule(self._last_edge + self._debounce - now, self._settle)
                 return
             self._accept(pressed, now)
         self._on_change(pressed)
@@ -106,8 +117,11 @@ class DebouncedButton:
 
 
 class ButtonPanel:
-    def __init__(self, config: Config, on_event: Callable[[object], None], pin_factory=None):
+    def __init__(self, config: Config, on_event: Callable[[object], None], pin_factory=None,
+                 clock: Callable[[], float] = time.monotonic,
+                 schedule: Callable[[float, Callable[[], None]], Any] = start_timer):
         self._on_event = on_event
+        self._clock = clock
         self._discard_hold = config.collect.discard_hold_s
         self._train_down_at: float | None = None
         b = config.buttons
@@ -115,7 +129,8 @@ class ButtonPanel:
 
         def add(pin: int, fn: Callable[[bool], None]) -> None:
             if pin != NO_PIN:
-                self.buttons.append(DebouncedButton(pin, b.debounce_s, b.pull_up, fn, pin_factory=pin_factory))
+                self.buttons.append(DebouncedButton(pin, b.debounce_s, b.pull_up, fn, pin_factory=pin_factory,
+                                                    clock=clock, schedule=schedule))
 
         try:
             def collect_edge(label: str) -> Callable[[bool], None]:
@@ -131,7 +146,7 @@ class ButtonPanel:
         log.info("buttons: %s", ", ".join(f"GPIO{x.pin}" for x in self.buttons))
 
     def _train_edge(self, down: bool) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if down:
             self._train_down_at = now
             return

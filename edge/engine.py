@@ -1,32 +1,24 @@
 """The running device: modes, the per-hop path, and the DeviceControl API.
 
-Threads. One *loop thread* owns the engine: it calls :meth:`Engine.process` with new samples and
-:meth:`Engine.poll` between blocks. Everything else — gpiozero's button threads, the MQTT command
-worker, the training thread — talks to the engine through :meth:`Engine.call`, which queues the
-request for the loop thread and waits for its answer. So mode changes, the store and the slider
-are only ever touched by one thread, and no lock is held on the audio path.
+Threads. One *loop thread* owns the engine (:class:`edge.loop.LoopActor`): it calls
+:meth:`Engine.process` with new samples and :meth:`Engine.poll` between blocks. Everything else —
+gpiozero's button threads, the MQTT command worker, the training thread — talks to the engine
+through :meth:`Engine.call`, which queues the request for the loop thread and waits for its answer.
+So mode changes, the store and the slider are only ever touched by one thread, and no lock is held
+on the audio path.
 
-Modes (explicit, reported on every change)::
-
-    idle ──collect──▶ collecting ──release──▶ idle / listening (whichever it came from)
-    idle ──train────▶ training ──done──────▶ listening (listen.autostart) or idle
-    idle ◀─listen───▶ listening
-
-Refusals (a :class:`StateError` with the reason, a ``Refused`` event, an LED error blink):
-collect while training or while another label is collecting; train while collecting or
-training; listen on while training or collecting, or without a model.
+Modes and what each refuses: :mod:`edge.modes` (one table). Refusals are a :class:`StateError`
+with the reason, a ``Refused`` event and an LED error blink; listening on also needs a model.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
 from collections import deque
-from concurrent.futures import Future
 from typing import Any, Callable, NoReturn
 
 import numpy as np
@@ -36,7 +28,9 @@ from edge.audio.spectrogram import FrameStream, window_level_db
 from edge.collect import HoldCollector
 from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
+from edge.loop import LoopActor
 from edge.memory import release_free_heap, rss_mb
+from edge.modes import Mode, refusal
 from edge.errors import CommandError, EdgeError, StateError, StoreError
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
                          ExamplesDeleted, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
@@ -44,10 +38,9 @@ from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBu
 
 log = logging.getLogger(__name__)
 
-IDLE, COLLECTING, TRAINING, LISTENING = "idle", "collecting", "training", "listening"
+IDLE, COLLECTING, TRAINING, LISTENING = Mode.IDLE, Mode.COLLECTING, Mode.TRAINING, Mode.LISTENING
 AMBIENT_SECONDS = 1.0
 """How much audio before a button press counts as the room's ambient level for the gate."""
-CALL_TIMEOUT_S = 10.0
 FALSE_MOVE_BEFORE_S = 1.0
 FALSE_MOVE_AFTER_S = 0.3
 """The sound of a move marked wrong: windows from 1 s before the decision (its onset and the
@@ -58,11 +51,12 @@ FALSE_MOVE_MAX_AGE_S = 30.0
 """`cmd/false_move` (or the button) must come within this long of the move (stream time)."""
 
 
-class Engine:
+class Engine(LoopActor):
     """Owns the mode, the front end, collection, the classifier and the decision policy."""
 
     def __init__(self, config: Config, *, store, registry, slider, led=None, bus: EventBus | None = None,
                  classifier=None, trainer: Callable | None = None):
+        super().__init__()
         self.config = config
         self.store = store
         self.registry = registry
@@ -79,7 +73,7 @@ class Engine:
         self._listen_refusal: str | None = None
         self.classifier: Any = None
         self._use_classifier(classifier)
-        self.mode = IDLE
+        self.mode: Mode = IDLE
         self._resume_listening = False
         self._collector: HoldCollector | None = None
         self._collect_session = ""
@@ -92,8 +86,6 @@ class Engine:
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=int(FALSE_MOVE_BEFORE_S * hops_per_s) + 1)
         """The last second of listened windows: what a move marked wrong sounded like."""
         self._last_move: dict[str, Any] | None = None
-        self._calls: queue.SimpleQueue = queue.SimpleQueue()
-        self._owner = threading.get_ident()
         self._train_thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.started = time.monotonic()
@@ -119,48 +111,10 @@ class Engine:
         except StoreError:
             pass                               # an unavailable store: counts stay empty, the problem is reported
 
-    # ------------------------------------------------------------------ threads and calls
-    def adopt_thread(self) -> None:
-        """The calling thread becomes the loop thread (call before the loop starts)."""
-        self._owner = threading.get_ident()
-
-    def call(self, fn: Callable, *args, timeout: float = CALL_TIMEOUT_S, wait: bool = True) -> Any:
-        """Run ``fn(*args)`` on the loop thread and return its result (or raise its EdgeError)."""
-        if threading.get_ident() == self._owner:
-            return fn(*args)
-        fut: Future = Future()
-        self._calls.put((fn, args, fut))
-        if not wait:
-            return None
-        try:
-            return fut.result(timeout)
-        except TimeoutError:
-            pass
-        # NOTE: cancel, so a request its sender was told had failed never runs later (poll() skips a
-        # cancelled Future). cancel() fails when the loop took it in the meantime: running or done.
-        if fut.cancel():
-            raise StateError(f"the device did not answer within {timeout:g} s (audio loop busy or stopped); "
-                             "the request was cancelled and will not run") from None
-        if fut.done():
-            return fut.result()
-        log.warning("call %s timed out after %g s but is already running on the audio loop",
-                    getattr(fn, "__name__", fn), timeout)
-        raise StateError(f"the device did not answer within {timeout:g} s: the request is still running "
-                         "and will finish (check the state before repeating it)") from None
-
+    # ------------------------------------------------------------------ the loop's own work
     def poll(self) -> None:
         """Between blocks on the loop thread: run queued calls, tick the slider."""
-        while True:
-            try:
-                fn, args, fut = self._calls.get_nowait()
-            except queue.Empty:
-                break
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                fut.set_exception(exc)
+        self.run_calls()
         self.slider.tick()
         now = time.monotonic()
         if now - self._counts_t >= COUNTS_REFRESH_S:
@@ -251,7 +205,7 @@ class Engine:
         self.bus.publish(PositionChanged(pos, "decision"))
 
     # ------------------------------------------------------------------ modes
-    def _set_mode(self, mode: str, label: str | None = None) -> None:
+    def _set_mode(self, mode: Mode, label: str | None = None) -> None:
         self.mode = mode
         if self.led is not None:
             self.led.show(mode)
@@ -326,6 +280,12 @@ class Engine:
         log.warning("refused %s: %s", request, reason)
         raise StateError(reason)
 
+    def _allow(self, request: str, shown: str | None = None, **detail: object) -> None:
+        """Refuse ``request`` if the current mode does (the table in :mod:`edge.modes`)."""
+        reason = refusal(request, self.mode, **detail)
+        if reason is not None:
+            self._refuse(shown or request, reason)
+
     def _check_label(self, label: str) -> None:
         if label not in self.config.labels:
             raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
@@ -334,11 +294,8 @@ class Engine:
         self._check_label(label)
         if problem := self._store_problem():
             self._refuse(f"collect {label}", problem)
-        if self.mode == TRAINING:
-            self._refuse(f"collect {label}", "training in progress: collect again when it has finished")
-        if self.mode == COLLECTING:
-            assert self._collector is not None
-            self._refuse(f"collect {label}", f"already collecting {self._collector.label!r}: release it first")
+        collector = self._collector
+        self._allow("collect", f"collect {label}", collecting=collector.label if collector else None)
         spec = self.config.class_spec(label)
         self._resume_listening = self.mode == LISTENING
         self._collector = HoldCollector(self.config.collect, label, gated=not spec.background,
@@ -392,8 +349,7 @@ class Engine:
         return {k: v for k, v in event.to_dict().items() if k != "kind"}
 
     def _train(self) -> dict[str, Any]:
-        if self.mode in (COLLECTING, TRAINING):
-            self._refuse("train", f"cannot train while {self.mode}")
+        self._allow("train")
         if problem := self._store_problem():
             self._refuse("train", problem)
         try:
@@ -466,8 +422,7 @@ class Engine:
 
     def _listen(self, on: bool) -> dict[str, Any]:
         if on:
-            if self.mode in (TRAINING, COLLECTING):
-                self._refuse("listen on", f"cannot listen while {self.mode}")
+            self._allow("listen on")
             if self.classifier is None:
                 self._refuse("listen on", "no model installed: hold the class buttons to collect examples, "
                              "then press Train")
@@ -536,8 +491,7 @@ class Engine:
             raise CommandError("delete needs a label or a session")
         if label is not None:
             self._check_label(label)
-        if self.mode == TRAINING:
-            self._refuse("delete examples", "training in progress: delete when it has finished")
+        self._allow("delete examples")
         n = self.store.delete(label=label, session=session)
         counts = self._refresh_counts()
         self.bus.publish(ExamplesDeleted(n, label, session, counts))
@@ -550,8 +504,7 @@ class Engine:
         return self._delete(None, session)
 
     def _rollback(self) -> dict[str, Any]:
-        if self.mode == TRAINING:
-            self._refuse("model rollback", "training in progress")
+        self._allow("model rollback")
         version = self.registry.rollback()
         self._use_classifier(self.registry.load_current(expect_hop=self.config.frontend.hop))
         self.clear_problem("model")

@@ -285,3 +285,46 @@ def test_the_state_report_never_touches_the_store_from_another_thread():
     engine._counts_t -= 60                        # ... and the loop's next refresh is due
     engine.poll()
     assert engine.snapshot()["labels"]["left"] == 0
+
+
+@pytest.mark.parametrize("mode", ["collecting", "training"])
+def test_every_request_the_mode_table_refuses_is_refused_with_its_reason(mode):
+    """edge.modes.REFUSALS is the one table: drive the engine into each busy mode, send every request
+    and compare with the table — a check the engine skipped, or a reason typed elsewhere, fails here."""
+    from edge.modes import REFUSALS, Mode, refusal
+    release = threading.Event()
+
+    def trainer(progress, should_stop):
+        release.wait(5)
+        raise StoreError("stopped")
+
+    engine, events = make_engine(classifier=FakeClassifier(), trainer=trainer, train={"min_examples": 2},
+                                 listen={"autostart": False})
+    for label in ("left", "right", "noise"):
+        engine.store.add_many(label, np.zeros((3, 3, 232), np.float32), "t", "s1")
+    feed(engine, synth.render("gap:0.5")[0])
+    engine.collect_start("right") if mode == "collecting" else engine.train()
+    assert engine.mode == mode
+    requests = {"collect": lambda: engine.collect_start("left"), "train": engine.train,
+                "listen on": lambda: engine.set_listening(True),
+                "delete examples": lambda: engine.delete_examples(label="left"),
+                "model rollback": engine.rollback_model}
+    assert set(requests) == set(REFUSALS), "a request in the table has no check here"
+    for name, send in requests.items():
+        reason = refusal(name, Mode(mode), collecting="right")
+        if reason is None:
+            continue
+        with pytest.raises(StateError) as err:
+            send()
+        assert str(err.value) == reason, name
+        assert events[-1] == Refused(events[-1].request, reason)
+    assert engine.set_listening(False) == {"listening": False}   # never refused: cancels the return
+    release.set()
+    if mode == "collecting":
+        engine.collect_stop("right")
+    for _ in range(200):
+        engine.poll()
+        if engine.mode == "idle":
+            break
+        threading.Event().wait(0.01)
+    assert engine.mode == "idle"

@@ -27,7 +27,7 @@ a lazy import, kept on purpose."""
 MAX_FUNCTION, MAX_CLASS, MAX_MODULE = 60, 200, 400
 OVERSIZE = {
     "edge/bench.py": 473, "edge/bench.py:measure_false_moves": 83, "edge/cli/device_cmds.py:cmd_listen": 78,
-    "edge/config.py": 606, "edge/engine.py": 637, "edge/engine.py:Engine": 568,
+    "edge/config.py": 606, "edge/engine.py": 611, "edge/engine.py:Engine": 547,
     "edge/model/tflite_writer.py:write_model": 127, "edge/roombench/run.py:run_one": 66,
     "edge/roombench/scenarios.py": 476, "edge/soak.py:run_soak": 116, "edge/store.py": 547,
     "edge/store.py:ExampleStore": 223, "edge/telemetry/mqtt.py": 544, "edge/telemetry/mqtt.py:MqttTelemetry": 345,
@@ -179,6 +179,8 @@ def test_sizes_stay_within_limits_and_the_oversize_list_only_shrinks():
     assert not grown, f"split these (or, for a listed one, do not let it grow): {grown}"
     fixed = [k for k in OVERSIZE if k not in sizes or sizes[k][0] <= sizes[k][1]]
     assert not fixed, f"now within the limits: remove from OVERSIZE in tests/test_layout.py: {fixed}"
+    shrunk = {k: sizes[k][0] for k in OVERSIZE if sizes[k][0] < OVERSIZE[k]}
+    assert not shrunk, f"smaller now (good): lower their figures in OVERSIZE so they cannot grow back: {shrunk}"
 
 
 def test_the_rules_see_a_bad_import(tmp_path, graph):

@@ -24,7 +24,7 @@ from typing import Any, Callable, NoReturn
 import numpy as np
 
 from edge import __version__
-from edge.audio.spectrogram import FrameStream, window_level_db
+from edge.audio.spectrogram import FrameStream, WindowStream, window_level_db
 from edge.collect import HoldCollector
 from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
@@ -65,6 +65,7 @@ class Engine(LoopActor):
         self.bus = bus or EventBus()
         self._trainer = trainer
         self.frontend = FrameStream(config.frontend.hop, config.frontend.db_floor)
+        self.windows = WindowStream(self.frontend)
         self.policy = DecisionPolicy(config.listen, config.classes)
         self.problems: dict[str, str] = {}
         """What is wrong but survivable (damaged model, store, class mismatch), by key; in the state."""
@@ -82,7 +83,6 @@ class Engine(LoopActor):
         hops_per_s = SAMPLE_RATE / config.frontend.hop
         self._ambient: deque[float] = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
         self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
-        self._prev = np.full((NUM_FRAMES - 1, NUM_BINS), config.frontend.db_floor, dtype=np.float32)
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=int(FALSE_MOVE_BEFORE_S * hops_per_s) + 1)
         """The last second of listened windows: what a move marked wrong sounded like."""
         self._last_move: dict[str, Any] | None = None
@@ -145,18 +145,12 @@ class Engine(LoopActor):
         self.samples_in += samples.shape[0]
         power = float(np.dot(samples, samples)) / samples.shape[0]
         self.level_dbfs = 10.0 * np.log10(power) if power > 0 else -float("inf")
-        frames = self.frontend.push(samples)
-        m = frames.shape[0]
+        windows, first = self.windows.push(samples)
+        m = windows.shape[0]
         if m == 0:
             return
-        # NOTE: keep the two frames before this block, so every hop in a multi-hop block gets its window.
-        frames = np.concatenate((self._prev, frames))
-        self._prev = frames[-(NUM_FRAMES - 1):]
-        first = self.frontend.frames_emitted - m
         for i in range(m):
-            k = first + i
-            if k >= NUM_FRAMES - 1:
-                self._hop(frames[i:i + NUM_FRAMES], self.frontend.frame_end_sample(k) / SAMPLE_RATE)
+            self._hop(windows[i], self.frontend.frame_end_sample(first + i) / SAMPLE_RATE)
         self.hop_us = (time.perf_counter() - t0) * 1e6 / m
 
     def _hop(self, window: np.ndarray, t: float) -> None:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from edge.audio.ring import Ring
-from edge.audio.spectrogram import FrameStream, frame_db, frames_db, periodic_blackman, windows_from_frames
+from edge.audio.spectrogram import FrameStream, WindowStream, frame_db, frames_db, periodic_blackman, \
+    windows_from_frames
 from edge.config import FFT_SIZE, NUM_BINS
 
 
@@ -41,7 +42,25 @@ def test_streaming_equals_whole_file_for_any_block_sizes(hop):
     streamed = np.concatenate(got)
     assert streamed.shape == whole.shape == ((x.shape[0] - FFT_SIZE) // hop + 1, NUM_BINS)
     assert np.array_equal(streamed, whole)
-    assert np.array_equal(fs.window(), whole[-3:])
+
+
+@pytest.mark.parametrize("hop", [1024, 512])
+def test_window_stream_gives_every_window_of_the_whole_signal_with_its_frame_index(hop):
+    """The one window assembler (engine hop path, collect/listen --from-wav): blocks of any size,
+    one sample to several hops, give exactly the whole signal's windows, numbered by newest frame."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(30000) * 0.1).astype(np.float32)
+    whole = windows_from_frames(frames_db(x, hop))
+    ws = WindowStream(FrameStream(hop))
+    got, ks, i = [], [], 0
+    while i < x.shape[0]:
+        n = int(rng.choice([1, 7, 700, 1024, 2500, 5000]))
+        windows, k = ws.push(x[i:i + n])
+        got.append(windows)
+        ks.extend(range(k, k + windows.shape[0]))
+        i += n
+    assert np.array_equal(np.concatenate(got), whole)
+    assert ks == list(range(2, 2 + whole.shape[0]))      # window of frames k-2..k
 
 
 def test_frame_k_covers_its_samples():

@@ -91,8 +91,8 @@ def window_levels_db(windows: np.ndarray) -> np.ndarray:
 class FrameStream:
     """Streaming front end: push any number of samples, get every frame that completed.
 
-    ``push`` then ``window()`` gives the newest [3, 232] window. Frame k ends at stream sample
-    ``k·hop + 2048``; :attr:`frames_emitted` counts frames since the start.
+    Frame k ends at stream sample ``k·hop + 2048``; :attr:`frames_emitted` counts frames since the
+    start. :class:`WindowStream` turns the frames into the classifier's 3-frame windows.
     """
 
     def __init__(self, hop: int = DEFAULT_HOP, db_floor: float = DEFAULT_DB_FLOOR):
@@ -101,12 +101,7 @@ class FrameStream:
         self.hop = hop
         self.db_floor = db_floor
         self._pending = np.zeros(0, dtype=np.float64)
-        self._history = np.full((NUM_FRAMES, NUM_BINS), db_floor, dtype=np.float32)
         self.frames_emitted = 0
-
-    @property
-    def window_ready(self) -> bool:
-        return self.frames_emitted >= NUM_FRAMES
 
     def frame_end_sample(self, k: int | None = None) -> int:
         """Stream sample index just after frame ``k`` (default: the newest frame)."""
@@ -123,31 +118,36 @@ class FrameStream:
         m = frames.shape[0]
         self._pending = buf[m * self.hop:]
         self.frames_emitted += m
-        if m >= NUM_FRAMES:
-            self._history[:] = frames[-NUM_FRAMES:]
-        elif m:
-            self._history[:-m] = self._history[m:]   # in place: numpy handles the overlap
-            self._history[-m:] = frames
         return frames
 
-    def window(self) -> np.ndarray:
-        """A copy of the newest 3 frames, [3, 232] float32."""
-        return self._history.copy()
+
+class WindowStream:
+    """The one window assembler: every 3-frame window the new samples complete, across block
+    boundaries (the two frames before a block are kept), as ``windows_from_frames`` of the whole
+    signal would give them. The engine's hop path and :func:`stream_windows` both use it."""
+
+    def __init__(self, frames: FrameStream):
+        self.frames = frames
+        self._tail = np.empty((0, NUM_BINS), dtype=np.float32)
+
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, int]:
+        """Feed samples: ``(windows [n, 3, 232], k)`` where window i's newest frame is frame ``k + i``."""
+        new = self.frames.push(samples)
+        if new.shape[0] == 0:
+            return np.empty((0, NUM_FRAMES, NUM_BINS), dtype=np.float32), self.frames.frames_emitted
+        frames = np.concatenate((self._tail, new)) if self._tail.shape[0] else new
+        self._tail = frames[-(NUM_FRAMES - 1):]
+        windows = windows_from_frames(frames)
+        return windows, self.frames.frames_emitted - windows.shape[0]
 
 
 def stream_windows(blocks: Iterable[np.ndarray], hop: int = DEFAULT_HOP,
                    db_floor: float = DEFAULT_DB_FLOOR) -> Iterator[np.ndarray]:
     """Every 3-frame window of a stream of sample blocks, a [n, 3, 232] stack per block — the
     windows ``windows_from_frames(frames_db(whole signal))`` gives, without the whole signal."""
-    stream = FrameStream(hop, db_floor)
-    tail = np.empty((0, NUM_BINS), dtype=np.float32)
+    stream = WindowStream(FrameStream(hop, db_floor))
     for block in blocks:
-        frames = stream.push(block)
-        if frames.shape[0] == 0:
-            continue
-        frames = np.concatenate((tail, frames))
-        tail = frames[-(NUM_FRAMES - 1):]
-        windows = windows_from_frames(frames)
+        windows, _ = stream.push(block)
         if windows.shape[0]:
             yield windows
 

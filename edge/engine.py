@@ -30,6 +30,7 @@ from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SLIDER_MAX, SLIDER_MI
 from edge.decision import DecisionPolicy
 from edge.loop import LoopActor
 from edge.memory import release_free_heap, rss_mb
+from edge.model.train import too_few
 from edge.modes import Mode, refusal
 from edge.errors import CommandError, EdgeError, StateError, StoreError
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
@@ -350,11 +351,8 @@ class Engine(LoopActor):
             counts = self._refresh_counts()
         except StoreError as exc:
             self._refuse("train", str(exc))
-        low = [f"{lb} {counts.get(lb, 0)}" for lb in self.config.labels
-               if counts.get(lb, 0) < self.config.train.min_examples]
-        if low:
-            self._refuse("train", f"too few examples (need {self.config.train.min_examples} per class): "
-                         + ", ".join(low))
+        if (problem := too_few(counts, self.config.labels, self.config.train.min_examples)) is not None:
+            self._refuse("train", problem)
         if self._trainer is None:
             self._refuse("train", "no trainer available")
         self._resume_listening = self.mode == LISTENING

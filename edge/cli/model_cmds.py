@@ -90,9 +90,9 @@ def cmd_dataset_stats(args, config: Config) -> int:
         for label in sorted(set(config.labels) | set(counts)):
             note = "" if label in config.labels else "  (not a configured class: ignored by train)"
             print(f"  {label:<12} {counts.get(label, 0):>6}{note}")
-        low = [lb for lb in config.labels if counts.get(lb, 0) < config.train.min_examples]
-        if low:
-            print(f"need at least {config.train.min_examples} per class before training: {', '.join(low)}")
+        from edge.model.train import too_few
+        if (problem := too_few(counts, config.labels, config.train.min_examples)) is not None:
+            print(problem)
         if args.sessions:
             for s in store.sessions():
                 print(f"  {s['session']}  {s['label']:<10} {s['count']:>5}  {s['source']}")

@@ -11,7 +11,7 @@ from a step size too large for this tiny network, not lack of capacity).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -109,14 +109,22 @@ def split_balanced(y: np.ndarray, fraction: float, rng: np.random.Generator) -> 
     return np.concatenate(train), np.concatenate(val)
 
 
+def too_few(counts: Mapping[str, int], labels: Iterable[str], min_examples: int) -> str | None:
+    """Why training is refused for lack of examples, or None: the one check (train, the engine's
+    Train button, ``dataset stats``)."""
+    low = [f"{lb} has {counts.get(lb, 0)}" for lb in labels if counts.get(lb, 0) < min_examples]
+    if not low:
+        return None
+    return (f"too few examples (need {min_examples} per class): {', '.join(low)}; "
+            "collect more (hold the class button while making the sound)")
+
+
 def check_counts(y: np.ndarray, labels: tuple[str, ...], min_examples: int) -> dict[str, int]:
     counts = {lb: int(np.sum(y == i)) for i, lb in enumerate(labels)}
-    low = [f"{lb} has {n}" for lb, n in counts.items() if n < min_examples]
     if len(labels) < 2:
         raise TrainingError(f"need at least 2 classes with examples, have {len(labels)} ({', '.join(labels) or 'none'})")
-    if low:
-        raise TrainingError(f"too few examples (need {min_examples} per class): {', '.join(low)}; "
-                            "collect more (hold the class button while making the sound)")
+    if (problem := too_few(counts, labels, min_examples)) is not None:
+        raise TrainingError(problem)
     return counts
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,8 @@ from typing import Any, Callable, Iterator
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.tooling.broker import free_port, wait_listening
 
 REPO = Path(__file__).resolve().parent.parent
 ACL_EXAMPLE = REPO / "deploy" / "mosquitto" / "acl"
@@ -44,12 +45,6 @@ __all__ = ["Broker", "Watcher", "USERS", "free_port", "make_dir", "wait_retained
 
 def mosquitto_available() -> bool:
     return Path(MOSQUITTO).exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_dir(prefix: str = "mosq-") -> Path:
@@ -89,18 +84,12 @@ class Broker:
         # NOTE: stderr to a file opened by us (not a pipe nobody drains, which could stall the broker).
         with open(self.dir / "stderr.log", "ab") as err:
             self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.log_text()
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout} s")
+        try:
+            wait_listening(self.proc, self.host, self.port, timeout, self.log_text)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

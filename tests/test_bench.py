@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from edge.bench import ANCHORS, decision_latency_hops, format_table, measure_frontend
+from edge.tooling.bench import ANCHORS, decision_latency_hops, format_table, measure_frontend
 from edge.audio import synth
 from edge.events import DecisionMade
 
@@ -29,7 +29,7 @@ def test_decision_latency_counts_hops_from_the_first_window_holding_the_onset():
 def test_latency_breakdown_separates_the_model_from_the_smoothing():
     """A sound detected from the 2nd hop on: the model is 1 hop late, 2-of-3 smoothing adds one more,
     and the unsmoothed policy acts on the first detection."""
-    from edge.bench import latency_breakdown
+    from edge.tooling.bench import latency_breakdown
     from edge.config import Config
     from edge.decision import DecisionPolicy
     from edge.events import PredictionMade
@@ -56,7 +56,7 @@ def test_latency_breakdown_separates_the_model_from_the_smoothing():
 def test_bench_data_defaults_to_the_copies_in_tests_data(monkeypatch, tmp_path):
     """A fresh clone has no ../shared/bench: the bench must find the seed data it ships."""
     from pathlib import Path
-    from edge.bench import default_bench_dir
+    from edge.tooling.bench import default_bench_dir
     monkeypatch.delenv("EDGE_SLIDER_BENCH_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
     assert default_bench_dir() == Path(__file__).resolve().parent / "data"

@@ -12,7 +12,7 @@ from edge.audio import synth
 from edge.audio.wavfile import write_wav
 from edge.cli import main
 
-from edge.model.measure import SEED_CLASSES_TOML as SEED_CLASSES
+from edge.tooling.measure import SEED_CLASSES_TOML as SEED_CLASSES
 
 
 def run(capsys, *argv):
@@ -99,7 +99,7 @@ def test_dataset_train_model_evaluate_round_trip(capsys, tmp_path, data_dir, sta
 
 def test_collect_from_wav_then_listen_writes_events(capsys, tmp_path, state, monkeypatch):
     """`collect` stores what a button hold would; `listen` replays and writes one JSON line per decision."""
-    from edge.demo import TRAIN_SCENES
+    from edge.tooling.demo import TRAIN_SCENES
     # the synthetic scenes' room (see synth.SYNTHETIC_ROOM_TRAINING): no bank
     monkeypatch.setenv("EDGE_SLIDER_TRAIN_BANK", "false")
     base = ("--state-dir", state)

@@ -12,7 +12,7 @@ import pytest
 from edge.audio import synth
 from edge.audio.wavfile import read_wav, write_wav
 from edge.config import Config
-from edge.demo import TRAIN_SCENES, hold_button, press_button, wait_training
+from edge.tooling.demo import TRAIN_SCENES, hold_button, press_button, wait_training
 from edge.service import RunOptions, Service
 
 TEST_SCENE = "gap:1, snap, gap:1.2, snap, gap:1.2, whistle:0.5, gap:1.5, babble:2, gap:1.2, whistle:0.5, gap:1"
@@ -70,7 +70,7 @@ def test_buttons_train_and_servo_follows_the_sounds(config, wavs):
         teach(service, wavs)
         servo_pin = service.pin_factory.pin(config.slider.pin)
         before = len(servo_pin.states)
-        from edge.demo import feed
+        from edge.tooling.demo import feed
         feed(service, read_wav(wavs["test"]))
         duties = [d for d in distinct_duties(servo_pin)[-len(EXPECTED):]]
         assert len(servo_pin.states) > before

@@ -112,7 +112,7 @@ def test_collect_of_a_one_hour_wav_stays_small_stores_no_silence_and_stops_at_th
 
 @pytest.mark.slow
 def test_listen_to_a_one_hour_wav_stays_small(hour_wav, tmp_path, cli_env):
-    from edge.model.measure import SEED_CLASSES_TOML
+    from edge.tooling.measure import SEED_CLASSES_TOML
     state, cfg = tmp_path / "state", tmp_path / "seed.toml"
     cfg.write_text(SEED_CLASSES_TOML)
     opts = ["--config", str(cfg), "--state-dir", str(state)]

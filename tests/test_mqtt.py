@@ -27,7 +27,7 @@ from paho.mqtt.properties import Properties
 
 from edge.audio import synth
 from edge.config import SAMPLE_RATE, Config, MqttSettings
-from edge.demo import TEST_SCENE, TRAIN_SCENES, feed, hold_button, press_button, wait_training
+from edge.tooling.demo import TEST_SCENE, TRAIN_SCENES, feed, hold_button, press_button, wait_training
 from edge.errors import StateError
 from edge.events import DecisionMade, ModeChanged, PredictionMade
 from edge.service import RunOptions, Service

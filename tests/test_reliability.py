@@ -12,13 +12,13 @@ import pytest
 
 from edge.audio import synth
 from edge.config import Config
-from edge.demo import TRAIN_SCENES, feed, hold_button, press_button, wait_training
+from edge.tooling.demo import TRAIN_SCENES, feed, hold_button, press_button, wait_training
 from edge.model.registry import ModelRegistry
 from edge.service import RunOptions, Service
 from edge.store import ExampleStore
 from tests.brokers import anon_broker  # noqa: F401 - fixture
 
-from edge.model.measure import SEED_CLASSES_TOML as SEED_CLASSES
+from edge.tooling.measure import SEED_CLASSES_TOML as SEED_CLASSES
 
 
 @pytest.mark.slow

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from edge.roombench import score
-from edge.roombench.scenarios import Event, Sizes, build_scenario, make_household
-from edge.roombench.sources import Sources
-from edge.roombench.score import Decision
+from edge.tooling.roombench import score
+from edge.tooling.roombench.scenarios import Event, Sizes, build_scenario, make_household
+from edge.tooling.roombench.sources import Sources
+from edge.tooling.roombench.score import Decision
 
 TAUGHT = ("left", "right")
 EVENTS = [Event(1.0, 1.5, "left", "a"), Event(3.0, 3.4, "right", "b"), Event(5.0, 5.6, "left", "c"),
@@ -120,7 +120,7 @@ def test_the_daemon_never_imports_the_room_bench():
     import subprocess
     import sys
     code = ("import sys, edge.service, edge.engine, edge.cli.device_cmds, edge.cli.bench_cmds; "
-            "print([m for m in sys.modules if m.startswith('edge.roombench')])")
+            "print([m for m in sys.modules if m.startswith('edge.tooling.roombench')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 

@@ -33,13 +33,13 @@ def register(sub) -> None:
 
 
 def cmd_bench(args, config: Config) -> int:
-    from edge.bench import default_bench_dir, format_table, run_bench
+    from edge.tooling.bench import default_bench_dir, format_table, run_bench
     if args.room:
         return _room(args, config)
     if args.soak is not None:
         if not 1 <= args.soak <= 24 * 60:
             raise UsageError("--soak MIN: between 1 and 1440 minutes")
-        from edge.soak import run_soak
+        from edge.tooling.soak import run_soak
         figures = run_soak(args.soak, outage_s=min(60.0, args.soak * 60 / 4),
                            progress=lambda m: print(m, file=sys.stderr))
         print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
@@ -57,9 +57,9 @@ def cmd_bench(args, config: Config) -> int:
 
 
 def _room(args, config: Config) -> int:
-    from edge.roombench.report import format_room
-    from edge.roombench.run import run_room
-    from edge.roombench.scenarios import SCENARIOS
+    from edge.tooling.roombench.report import format_room
+    from edge.tooling.roombench.run import run_room
+    from edge.tooling.roombench.scenarios import SCENARIOS
     try:
         seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3")).split(",") if s.strip()]
     except ValueError:

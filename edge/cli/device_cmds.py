@@ -76,7 +76,7 @@ def cmd_run(args, config: Config) -> int:
 
 
 def cmd_demo(args, config: Config) -> int:
-    from edge.demo import claim_state_dir, mark_state_dir, run_demo
+    from edge.tooling.demo import claim_state_dir, mark_state_dir, run_demo
     from edge.service import RunOptions, Service
     tmp = None
     # NOTE: never device.state_dir or the default: the demo's synthetic examples and model would

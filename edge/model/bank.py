@@ -2,7 +2,7 @@
 
 A model taught from a few holds knows only its own room, so any new sound lands in a taught class
 with a high score. Training with many negatives the user never recorded (talk in 13 languages,
-music, instruments, effects — built by ``python -m edge.tools.build_bank``) teaches it that
+music, instruments, effects — built by ``python -m edge.tooling.build_bank``) teaches it that
 "unlike my examples" means background. Frames are stored as uint8 (0.5 dB steps) at a nominal
 level; :meth:`Bank.windows` turns a start index into a [3, 232] dB window.
 

@@ -20,7 +20,7 @@ import numpy as np
 from edge.audio.wavfile import write_wav
 from edge.fileio import atomic_write_bytes
 from edge.config import SAMPLE_RATE
-from edge.roombench.sources import ESPEAK_LANGS, Sources, babble_text
+from edge.tooling.roombench.sources import ESPEAK_LANGS, Sources, babble_text
 
 log = logging.getLogger(__name__)
 

@@ -95,7 +95,7 @@ def demo_config(state_dir: Path) -> Config:
 
 def train_demo_model(state_dir: Path, seed: int = 1) -> Config:
     """Teach the mock device the demo's classes (as `edge-slider demo` does) and train a model."""
-    from edge.demo import TRAIN_SCENES, hold_button, press_button, wait_training
+    from edge.tooling.demo import TRAIN_SCENES, hold_button, press_button, wait_training
     from edge.service import RunOptions, Service
     cfg = demo_config(state_dir)
     with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
@@ -114,7 +114,7 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
 
     With ``mqtt`` the device is connected to a broker (cfg.mqtt) and publishes predictions too.
     """
-    from edge.demo import TEST_SCENE, Trace, score_decisions
+    from edge.tooling.demo import TEST_SCENE, Trace, score_decisions
     from edge.events import PredictionMade
     from edge.service import RunOptions, Service
     scene, onsets = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
@@ -167,8 +167,8 @@ def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
     real-time pace so the 10 Hz limit means what it means live, and each hop's ``on_event`` calls
     are timed directly (a difference of two pipeline medians was measured and is too noisy: ±30 µs).
     """
-    from edge.demo import TEST_SCENE
-    from edge.localbroker import LocalBroker, mosquitto_binary
+    from edge.tooling.demo import TEST_SCENE
+    from edge.tooling.broker import LocalBroker, mosquitto_binary
     from edge.service import RunOptions, Service
     if mosquitto_binary() is None:
         return {}
@@ -347,7 +347,7 @@ def run_bench(bench_dir: Path | None, quick: bool = False, progress: Callable[[s
         figures.update(measure_false_moves(Path(tmp), progress))
     if bench_dir is not None:
         try:
-            from edge.model import measure
+            from edge.tooling import measure
         except ImportError as exc:  # pragma: no cover
             progress(f"model figures unavailable: {exc}")
         else:
@@ -376,7 +376,7 @@ def default_bench_dir() -> Path | None:
     team's shared/bench, which a fresh clone does not have), else ../shared/bench."""
     env = os.environ.get("EDGE_SLIDER_BENCH_DIR")
     candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     candidates += [here / "tests" / "data", here.parent / "shared" / "bench", Path.cwd().parent / "shared" / "bench"]
     for c in candidates:
         if (c / "seed-train.npz").is_file():
@@ -395,8 +395,8 @@ def measure_false_moves(state_dir: Path, progress: Callable[[str], None] = print
     than the test's). Test audio: other espeak voices, the alsa-utils human voice, freedesktop
     effects, each at 0 and −12 dB. Also the demo scene's hit rate with model B.
     """
-    from edge import testsounds
-    from edge.demo import TEST_SCENE, Trace, feed, hold_button, press_button, score_decisions, wait_training
+    from edge.tooling import testsounds
+    from edge.tooling.demo import TEST_SCENE, Trace, feed, hold_button, press_button, score_decisions, wait_training
     from edge.service import RunOptions, Service
     work = state_dir / "sounds"
     work.mkdir(parents=True, exist_ok=True)
@@ -424,7 +424,7 @@ def measure_false_moves(state_dir: Path, progress: Callable[[str], None] = print
     def taught(where: str, jitter: float) -> Config:
         cfg = demo_config(state_dir / where).replace("train", gain_jitter_db=jitter)
         with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
-            from edge.demo import TRAIN_SCENES
+            from edge.tooling.demo import TRAIN_SCENES
             for i, (label, script) in enumerate(TRAIN_SCENES.items()):
                 hold_button(svc, cfg.class_spec(label).button, synth.render(script, seed=100 + i)[0])
             # The room's talk, taught as noise: once at full level and once 12 dB down (far from the mic).

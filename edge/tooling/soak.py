@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from edge.localbroker import LocalBroker
+from edge.tooling.broker import LocalBroker
 from edge.memory import rss_mb
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def run_soak(minutes: float, train_every_s: float = 120.0, outage_s: float = 60.
              progress: Callable[[str], None] = print) -> dict[str, Any]:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
-    from edge.bench import train_demo_model
+    from edge.tooling.bench import train_demo_model
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="edge-soak-") as tmp:
         work = Path(tmp)

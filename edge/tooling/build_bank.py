@@ -1,6 +1,6 @@
 """Builds the background bank shipped in edge/data/: negative examples nobody taught the device.
 
-    python -m edge.tools.build_bank [--out edge/data] [--check]
+    python -m edge.tooling.build_bank [--out edge/data] [--check]
 
 A device taught from a few button holds has only ever heard its own room; every sound it was not
 taught then lands in *some* class, confidently (the room benchmark measured median scores of
@@ -10,7 +10,7 @@ every training mixes it in as background (see edge/teach/bank.py).
 
 Reproducible: the sources are Debian packages, files are picked by a hash of their path (no
 randomness), and the manifest records the builder version, every file used and the sha256 of the
-frames. Sources are chosen so the room benchmark (edge/roombench) never hears any of them, and
+frames. Sources are chosen so the room benchmark (edge/tooling/roombench) never hears any of them, and
 none of the packages reserved for held-out testing is read.
 
 Licences of the sources (all redistributable; the bank holds magnitude spectra, not audio):
@@ -35,7 +35,7 @@ import numpy as np
 from edge.audio.spectrogram import frames_db
 from edge.config import NUM_BINS, SAMPLE_RATE
 
-log = logging.getLogger("edge.tools.build_bank")
+log = logging.getLogger("edge.tooling.build_bank")
 
 BUILDER_VERSION = 1
 Q_OFFSET_DB = 128.0
@@ -155,7 +155,7 @@ def build(workdir: Path) -> tuple[dict[str, np.ndarray], dict]:
 
 def main(argv: list[str] | None = None) -> int:
     import tempfile
-    ap = argparse.ArgumentParser(prog="python -m edge.tools.build_bank", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge.tooling.build_bank", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data"),
                     help="output folder (default: the package's edge/data)")
     ap.add_argument("--check", action="store_true", help="rebuild and compare with the shipped bank; write nothing")

@@ -19,9 +19,9 @@ import numpy as np
 
 from edge.config import Config
 from edge.errors import UsageError
-from edge.roombench import score
-from edge.roombench.scenarios import GEN_VERSION, Scenario, Sizes, Stream, build_scenario, make_household
-from edge.roombench.sources import Sources
+from edge.tooling.roombench import score
+from edge.tooling.roombench.scenarios import GEN_VERSION, Scenario, Sizes, Stream, build_scenario, make_household
+from edge.tooling.roombench.sources import Sources
 
 log = logging.getLogger(__name__)
 

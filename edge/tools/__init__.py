@@ -1,1 +1,0 @@
-"""Developer tooling: builds what the package ships (the daemon never imports this)."""

@@ -28,9 +28,12 @@ from typing import Any, Callable
 
 import pytest
 
+from edge.config import Config
+from edge.demo import TRAIN_SCENES, hold_button, press_button, wait_training
+from edge.audio import synth
+from edge.service import RunOptions, Service
 from tests.brokers import *  # noqa: F401,F403 - fixtures
-from tests.brokers import free_port
-from tests.test_mqtt import trained_state  # noqa: F401 - fixture: a state dir with a trained model
+from tests.brokers import Broker, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "deploy" / "ci" / "homeassistant.sh"
@@ -44,6 +47,46 @@ pytestmark = [pytest.mark.ha, pytest.mark.mqtt]
 BAD_LOG = re.compile(r"deprecat|Template variable|TemplateError|template.*(warning|error)|conflicting MQTT discovery"
                      r"|Invalid MQTT|Unable to parse|Error parsing value|is not a valid|Invalid event type"
                      r"|\[homeassistant\.components\.mqtt[^\]]*\].*(WARNING|ERROR)", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A state dir with a trained model (taught with the mock buttons, no MQTT)."""
+    root = tmp_path_factory.mktemp("trained")
+    cfg = Config().replace("device", state_dir=str(root / "state")).replace("mqtt", enabled=False)
+    with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as service:
+        for i, (label, script) in enumerate(TRAIN_SCENES.items()):
+            hold_button(service, cfg.class_spec(label).button, synth.render(script, seed=10 + i)[0])
+        press_button(service, cfg.buttons.train)
+        wait_training(service)
+        assert service.engine.classifier is not None
+    return root / "state"
+
+
+def retain_legacy_configs(broker: Broker) -> list[str]:
+    """What versions before device-based discovery left on the broker: per-entity configs, object_id."""
+    base = f"edge-slider/{DEVICE}"
+    dev = {"identifiers": [f"edge-slider-{DEVICE}"], "name": f"Edge slider {DEVICE}", "manufacturer": "edge-slider",
+           "model": "Raspberry Pi sound slider", "sw_version": "0.9"}
+    common = {"device": dev, "availability_topic": f"{base}/status", "state_topic": f"{base}/state"}
+    configs = {
+        f"homeassistant/number/{DEVICE}/position/config": {
+            **common, "name": "Slider position", "unique_id": f"edge-slider-{DEVICE}-position",
+            "object_id": f"edge_slider_{DEVICE}_position", "command_topic": f"{base}/cmd/position",
+            "value_template": "{{ value_json.position }}", "min": 0, "max": 10, "step": 0.1},
+        f"homeassistant/select/{DEVICE}/listen/config": {
+            **common, "name": "Listening", "unique_id": f"edge-slider-{DEVICE}-listen",
+            "object_id": f"edge_slider_{DEVICE}_listen", "command_topic": f"{base}/cmd/listen",
+            "value_template": "{{ 'on' if value_json.mode == 'listening' else 'off' }}", "options": ["on", "off"]},
+    }
+    c = broker.client()
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    for topic, cfg in configs.items():
+        c.publish(topic, json.dumps(cfg), qos=1, retain=True).wait_for_publish(5)
+    c.disconnect()
+    c.loop_stop()
+    return list(configs)
 
 
 @pytest.fixture(scope="module")
@@ -240,11 +283,10 @@ def _unavailable(states: dict[str, dict]) -> bool:
     return bool(states) and all(s["state"] == "unavailable" for s in states.values())
 
 
-def test_real_home_assistant_discovers_controls_and_tracks_the_device(ha_root, anon_broker, trained_state,
-                                                                       tmp_path):
+def test_real_home_assistant_discovers_controls_and_tracks_the_device(ha_root, anon_broker, trained, tmp_path):
     ha = HomeAssistant(ha_root, f"{os.getpid()}-{anon_broker.port}")
     state = tmp_path / "state"
-    shutil.copytree(trained_state, state)
+    shutil.copytree(trained, state)
     conf = daemon_config(tmp_path / "config.toml", anon_broker.port)
     dev = Daemon(conf, state, tmp_path / "daemon.log")
     t0 = time.monotonic()
@@ -253,6 +295,11 @@ def test_real_home_assistant_discovers_controls_and_tracks_the_device(ha_root, a
         started = time.monotonic() - t0
         ha.onboard()
         ha.add_mqtt(anon_broker.host, anon_broker.port)
+        # an upgraded device: HA knows it from an older version's per-entity discovery
+        retain_legacy_configs(anon_broker)
+        # (HA 2026.11 ignores their object_id: the ids come from device + entity name)
+        ha.wait("the older version's entities", lambda s: {"select.edge_slider_hatest_listening",
+                                                          "number.edge_slider_hatest_slider_position"} <= set(s), 30)
         dev.start()
         names = ["number.edge_slider_hatest_position", "number.edge_slider_hatest_threshold",
                  "switch.edge_slider_hatest_listening", "button.edge_slider_hatest_train",

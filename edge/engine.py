@@ -559,6 +559,9 @@ class Engine(LoopActor):
         collecting = collector.label if collector is not None else None
         return {
             "mode": self.mode,
+            # Listening as HA's switch shows it: ON through a training/collection listening resumes after.
+            "listening": self.mode == LISTENING or (self.mode in (TRAINING, COLLECTING) and self._resume_listening)
+            or (self.mode == TRAINING and self.config.listen.autostart),
             "collecting": collecting,
             "labels": {lb: counts.get(lb, 0) for lb in self.config.labels},
             "model": {"version": getattr(clf, "version", None) if clf else None,

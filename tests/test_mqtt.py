@@ -203,20 +203,75 @@ def test_predictions_rate_limited_but_label_changes_go_out():
     assert topics.count(tel.topics.prediction) == 3 and tel.topics.event in topics
 
 
-def test_discovery_configs_are_consistent():
+def test_device_discovery_config_is_what_current_home_assistant_wants():
     topics = Topics("edge-slider/dev1", "homeassistant")
-    configs = dict(homeassistant.discovery_configs(topics, "dev1", "1.0", LABELS))
-    pos = configs["homeassistant/number/dev1/position/config"]
-    assert (pos["min"], pos["max"], pos["step"], pos["mode"]) == (0, 10, 0.1, "slider")
+    assert homeassistant.discovery_topic(topics, "dev1") == "homeassistant/device/dev1/config"
+    cfg = homeassistant.device_config(topics, "dev1", "1.0", LABELS)
+    assert cfg["origin"] == {"name": "edge-slider", "sw_version": "1.0"}
+    assert cfg["device"]["identifiers"] == ["edge-slider-dev1"] and cfg["device"]["name"] == "Edge slider dev1"
+    assert cfg["availability_topic"] == "edge-slider/dev1/status" and cfg["state_topic"] == "edge-slider/dev1/state"
+    cmps = cfg["cmps"]
+    pos = cmps["position"]
+    assert (pos["p"], pos["min"], pos["max"], pos["step"], pos["mode"]) == ("number", 0, 10, 0.1, "slider")
     assert pos["command_topic"] == "edge-slider/dev1/cmd/position"
     assert pos["command_template"] == '{"value": {{ value }}}'
-    assert "homeassistant/select/dev1/listen/config" in configs
-    assert "homeassistant/button/dev1/train/config" in configs
-    assert {f"homeassistant/sensor/dev1/examples_{lb}/config" for lb in LABELS} <= set(configs)
-    for cfg in configs.values():
-        assert cfg["availability_topic"] == "edge-slider/dev1/status"
-        assert cfg["device"]["identifiers"] == ["edge-slider-dev1"]
-    assert len({c["unique_id"] for c in configs.values()}) == len(configs)
+    for cid, c in cmps.items():
+        assert "object_id" not in c, cid                      # deprecated in HA 2025.10, gone in 2026.4
+        assert c["default_entity_id"] == f"{c['p']}.edge_slider_dev1_{cid}"
+        assert c["icon"].startswith("mdi:"), cid
+        assert not c["name"].lower().startswith(("edge", "slider")), c["name"]  # has_entity_name: no stutter
+    assert len({c["unique_id"] for c in cmps.values()}) == len(cmps)
+    # listening is a switch (training is a mode, not "listening off"), read from the snapshot's key
+    assert cmps["listening"]["p"] == "switch" and "listening" in cmps["listening"]["value_template"]
+    assert cmps["mode"]["device_class"] == "enum" and cmps["mode"]["options"] == list(homeassistant.MODES)
+    assert cmps["last_label"]["options"] == [*LABELS, "none"]
+    assert cmps["val_accuracy"]["unit_of_measurement"] == "%"
+    assert cmps["sound"]["p"] == "event" and cmps["sound"]["state_topic"] == "edge-slider/dev1/event"
+    assert cmps["sound"]["event_types"] == [*LABELS, "refused", "error"]
+    for cid in ("val_accuracy", "false_moves", "model_version", "audio_level", "audio_overruns", "uptime",
+                *(f"examples_{lb}" for lb in LABELS)):
+        assert cmps[cid]["entity_category"] == "diagnostic", cid
+    assert {"button", "number", "switch", "sensor", "event"} == {c["p"] for c in cmps.values()}
+    # the default id gives no "Edge slider edge-slider"
+    assert homeassistant.device_name("edge-slider") == "Edge slider"
+    assert homeassistant.device_config(topics, "edge-slider", "1", LABELS)["cmps"]["position"]["default_entity_id"] \
+        == "number.edge_slider_position"
+    # a removed component is sent as its platform only, HA's way to delete it
+    gone = homeassistant.device_config(topics, "dev1", "1.0", LABELS, removed={"examples_old": "sensor"})
+    assert gone["cmps"]["examples_old"] == {"p": "sensor"}
+
+
+def _render(template: str, value_json: Any) -> str:
+    """Render an HA value_template with plain Jinja2 (HA's own filters are not needed by ours)."""
+    import jinja2
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.tests["number"] = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    return env.from_string(template).render(value_json=value_json)
+
+
+def test_ha_templates_render_for_every_event_kind_and_state():
+    topics = Topics("edge-slider/dev1", "homeassistant")
+    cmps = homeassistant.device_config(topics, "dev1", "1.0", LABELS)["cmps"]
+    sound = cmps["sound"]["value_template"]
+    assert json.loads(_render(sound, {"kind": "decision", "label": "left", "position": 4.9})) == \
+        {"event_type": "left", "position": 4.9}
+    refused = json.loads(_render(sound, {"kind": "refused", "request": "listen on", "reason": 'no "model"'}))
+    assert refused == {"event_type": "refused", "request": "listen on", "reason": 'no "model"'}
+    assert json.loads(_render(sound, {"kind": "error", "where": "audio", "message": "gone"}))["event_type"] == "error"
+    assert _render(sound, {"kind": "collected", "label": "left"}) == ""     # HA ignores an empty event payload
+    snap = {"mode": "training", "listening": True, "labels": {lb: 3 for lb in LABELS}, "position": 5.0,
+            "threshold": 0.7, "last_label": None, "uptime_s": 12.5, "problems": {},
+            "model": {"version": 2, "val_accuracy": 0.9234, "false_per_min_estimate": 0.1},
+            "audio": {"level_dbfs": -30.0, "overruns": 0}}
+    assert _render(cmps["listening"]["value_template"], snap) == "ON"
+    assert _render(cmps["val_accuracy"]["value_template"], snap) == "92.3"
+    assert _render(cmps["last_label"]["value_template"], snap) == "none"
+    assert _render(cmps["problem"]["value_template"], snap) == "none"
+    assert _render(cmps["problem"]["value_template"], {**snap, "problems": {"mic": "no audio for 5 s"}}) \
+        == "no audio for 5 s"
+    snap["model"] = {"version": None, "val_accuracy": None, "false_per_min_estimate": None}
+    assert _render(cmps["val_accuracy"]["value_template"], snap) == "None"   # HA: unknown
+    assert _render(cmps["model_version"]["value_template"], snap) == "None"
 
 
 @pytest.mark.parametrize("name,payload,needle", [
@@ -333,8 +388,8 @@ def test_status_state_discovery_and_replies(anon_broker, protocol):
         tel.start()
         assert w.wait_for("edge-slider/dev1/status") == "online"
         assert w.wait_for("edge-slider/dev1/state")["mode"] == "idle"
-        cfg = w.wait_for("homeassistant/number/dev1/position/config")
-        assert cfg["device"]["sw_version"] == "9.9"
+        cfg = w.wait_for("homeassistant/device/dev1/config")
+        assert cfg["device"]["sw_version"] == "9.9" and cfg["cmps"]["position"]["p"] == "number"
         # v5 request/response: the reply also goes to the response topic with the correlation data.
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic, props.CorrelationData = "replies/me", b"\x01corr"
@@ -349,10 +404,11 @@ def test_status_state_discovery_and_replies(anon_broker, protocol):
             msg = next(m for t, _, m in w.messages if t == "replies/me")
             assert msg.properties.CorrelationData == b"\x01corr"
         # HA restarted: discovery again.
-        n = len(w.on("homeassistant/button/dev1/train/config"))
+        n = len(w.on("homeassistant/device/dev1/config"))
         c.publish("homeassistant/status", b"online", qos=1)
-        w.wait_for("homeassistant/button/dev1/train/config", start=len(w.messages) - 1, timeout=5)
-        assert len(w.on("homeassistant/button/dev1/train/config")) > n
+        w.wait_for("homeassistant/device/dev1/config", start=len(w.messages) - 1, timeout=5)
+        assert len(w.on("homeassistant/device/dev1/config")) > n
+        assert not [t for t, _, _ in w.messages if t.startswith("homeassistant/") and t.count("/") == 4]
         time.sleep(0.2)
         # our own replies on cmd/result were never taken for a command called "result"
         assert all(p["command"] != "result" for p in w.on("edge-slider/dev1/cmd/result"))
@@ -362,6 +418,85 @@ def test_status_state_discovery_and_replies(anon_broker, protocol):
         close(c)
     assert w.wait_for("edge-slider/dev1/status", lambda p: p == "offline", start=1, timeout=5) == "offline"
     w.close()
+
+
+class SnapshotControl(FakeControl):
+    """FakeControl whose threshold command really changes the snapshot, as the engine's does."""
+
+    threshold = 0.75
+
+    def set_threshold(self, value):
+        self.threshold = value
+        return self._rec("set_threshold", value)
+
+    def snapshot(self):
+        return {**super().snapshot(), "threshold": self.threshold}
+
+
+@pytest.mark.mqtt
+def test_threshold_command_publishes_the_state_at_once(anon_broker):
+    # state_interval_s 60: only the command itself can bring the new value out within the wait
+    tel = MqttTelemetry(settings_for(anon_broker, state_interval_s=60.0), "dev1", SnapshotControl(), "t")
+    w = Watcher(anon_broker, ["edge-slider/dev1/#"])
+    c = connect(anon_broker)
+    try:
+        tel.start()
+        assert w.wait_for("edge-slider/dev1/state")["threshold"] == 0.75
+        t0 = time.monotonic()
+        c.publish("edge-slider/dev1/cmd/threshold", b'{"value": 0.6}', qos=1)
+        assert w.wait_for("edge-slider/dev1/state", lambda p: p["threshold"] == 0.6, timeout=2)
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        tel.stop()
+        close(c)
+        w.close()
+
+
+def _retain(broker, topic: str, payload: bytes) -> None:
+    c = connect(broker)
+    c.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    close(c)
+
+
+@pytest.mark.mqtt
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_upgrade_clears_old_per_entity_configs_and_deletes_removed_classes(anon_broker, protocol):
+    # What an older version (per-entity discovery) and a device config with a class "clap" left behind.
+    old_topics = ["homeassistant/select/dev9/listen/config", "homeassistant/sensor/dev9/examples_left/config"]
+    for t in old_topics:
+        _retain(anon_broker, t, b'{"name": "old", "unique_id": "x", "state_topic": "s"}')
+    topics = Topics("edge-slider/dev9", "homeassistant")
+    old = homeassistant.device_config(topics, "dev9", "0.9", ("left", "right", "clap"))
+    _retain(anon_broker, "homeassistant/device/dev9/config", json.dumps(old).encode())
+    tel = MqttTelemetry(settings_for(anon_broker, protocol=protocol), "dev9", FakeControl(), "1.0")
+    w = Watcher(anon_broker, ["homeassistant/#"])
+    try:
+        w.wait_for("homeassistant/device/dev9/config")          # the old retained one
+        start = len(w.messages)
+        tel.start()
+        cfg = w.wait_for("homeassistant/device/dev9/config", start=start)
+        cmps = cfg["cmps"]
+        assert cmps["examples_clap"] == {"p": "sensor"}            # deleted once, HA's way
+        assert cmps["examples_noise"]["p"] == "sensor" and "examples_left" in cmps
+        with w._cond:
+            order = [(t, p) for t, p, _ in w.messages[start:]]
+        device_at = order.index(("homeassistant/device/dev9/config", cfg))
+        for t in old_topics:                                         # cleared, and BEFORE the device config
+            assert order.index((t, "")) < device_at, order
+            with pytest.raises(AssertionError, match="no matching message"):
+                wait_retained(anon_broker, t, timeout=0.5)
+        # the next device config (HA restarted) no longer carries the deleted component
+        n = len(w.messages)
+        ha = connect(anon_broker)
+        ha.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)
+        close(ha)
+        again = w.wait_for("homeassistant/device/dev9/config", start=n, timeout=5)
+        assert "examples_clap" not in again["cmps"]
+        time.sleep(0.5)   # and it settles: no loop of republished configs (3.1.1 echoes our own)
+        assert len(w.on("homeassistant/device/dev9/config")) <= 4
+    finally:
+        tel.stop()
+        w.close()
 
 
 @pytest.mark.mqtt
@@ -533,7 +668,7 @@ def test_acl_device_confined_to_its_own_topics(auth_broker, caplog):
         # the device's own publishes (status, state, HA discovery) pass the ACL
         assert w.wait_for("edge-slider/dev-b/status") == "online"
         w.wait_for("edge-slider/dev-b/state")
-        w.wait_for("homeassistant/number/dev-b/position/config")
+        w.wait_for("homeassistant/device/dev-b/config")
 
         def puback(topic: str) -> int:
             info = a.publish(topic, b'{"value": 1}', qos=1)
@@ -621,6 +756,28 @@ def test_broker_restart_while_listening(tmp_path, anon_broker, trained_state):
         assert any(down_at < t < back_at for t in decisions), "no decisions while the broker was away"
         assert any(t > back_at + online_after for t in decisions), "no decisions after the reconnect"
         assert service.telemetry.connects >= 2
+
+
+def test_listening_switch_stays_on_through_training_when_listening_resumes(tmp_path, trained_state):
+    state = tmp_path / "state"
+    shutil.copytree(trained_state, state)
+    cfg = Config().replace("device", state_dir=str(state)).replace("mqtt", enabled=False)
+    cfg = cfg.replace("listen", autostart=False)   # only "listening before" makes it resume
+    with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as service:
+        engine = service.engine
+        engine._listen(True)
+        assert engine.snapshot()["listening"] is True
+        press_button(service, cfg.buttons.train)
+        assert engine.mode == "training"
+        assert engine.snapshot()["listening"] is True        # a mode, not "listening off"
+        wait_training(service)
+        assert engine.mode == "listening" and engine.snapshot()["listening"] is True
+        # switched off while training: OFF at once, and idle after it
+        press_button(service, cfg.buttons.train)
+        engine._listen(False)
+        assert engine.mode == "training" and engine.snapshot()["listening"] is False
+        wait_training(service)
+        assert engine.mode == "idle" and engine.snapshot()["listening"] is False
 
 
 # ---------------------------------------------------------------------- (6) fuzz through the real broker

@@ -75,6 +75,9 @@ TAKEOVER_DROPS = 3
 uses our client id (measured: a takeover fight drops each side 1-2 s after it connects)."""
 STABLE_S = 60.0
 """A connection that lasted this long ends a takeover episode: a later one is reported again."""
+DISCOVERY_SYNC_S = 2.0
+"""At connect, discovery waits for the broker's retained discovery configs (what to clear and delete)
+until the SUBACK of a later subscription (the broker sends retained messages in order) or this long."""
 STOP_FLUSH_S = 2.0
 """stop(): how long to wait for the queue and the retained 'offline' to reach the broker."""
 
@@ -227,6 +230,9 @@ class MqttTelemetry:
         self._connect_fail_logged = False
         self._state_dirty = True
         self._discovery_due = True
+        self._discovery_sync: tuple[int, float] | None = None
+        """(mid of the sentinel subscription, deadline) while discovery waits for the retained configs."""
+        self.discovery = homeassistant.DiscoveryTracker(self.topics, device_id)
         self._next_state = 0.0
         self._last_pred_t = -float("inf")
         self._last_pred_label: str | None = None
@@ -254,6 +260,7 @@ class MqttTelemetry:
             client.on_disconnect = self._on_disconnect
             client.on_connect_fail = self._on_connect_fail
             client.on_message = self._on_message
+            client.on_subscribe = self._on_subscribe
             client.enable_logger(_paho_logger())
             client.connect_async(s.host, s.port, keepalive=s.keepalive)
             self._client = client
@@ -330,18 +337,36 @@ class MqttTelemetry:
         self.last_connect_at = time.monotonic()
         log.info("MQTT: connected to %s:%d", self.settings.host, self.settings.port)
         client.publish(self.topics.status, messages.status_payload(True), qos=1, retain=True)
+        discovery = self.settings.discovery
+        ha_topics = ([homeassistant.discovery_topic(self.topics, self.device_id),
+                      homeassistant.legacy_filter(self.topics, self.device_id)] if discovery else [])
         if self._v5:
             # NOTE: no_local: we publish our replies under cmd/ too and must not receive them back.
             # retain_as_published: a command published with the retain flag keeps it on a live
             # delivery too, so it is refused now rather than run now and again at every start.
             opts = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
-            client.subscribe([(self.topics.cmd_filter, opts), (self.topics.ha_status, SubscribeOptions(qos=1))])
+            client.subscribe([(self.topics.cmd_filter, opts), (self.topics.ha_status, SubscribeOptions(qos=1)),
+                              *((t, opts) for t in ha_topics)])
         else:
-            client.subscribe([(self.topics.cmd_filter, 1), (self.topics.ha_status, 1)])
+            client.subscribe([(self.topics.cmd_filter, 1), (self.topics.ha_status, 1), *((t, 1) for t in ha_topics)])
         self._state_dirty = True
+        if discovery:
+            # The retained discovery configs arrive before the SUBACK of this later subscription
+            # (a topic nobody publishes): only then is it known what to clear and delete.
+            self.discovery.reset()
+            _, mid = client.subscribe(f"{self.topics.discovery_prefix}/device/{self.device_id}/sync", 1)
+            # NOTE: paho gives mid None only when not connected; this runs inside on_connect.
+            self._discovery_sync = (mid or 0, time.monotonic() + DISCOVERY_SYNC_S)
         self._discovery_due = True
         self._connected.set()
         self._wake.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
+                      properties: Any) -> None:
+        sync = self._discovery_sync
+        if sync is not None and sync[0] == mid:
+            self._discovery_sync = None
+            self._wake.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
@@ -386,6 +411,11 @@ class MqttTelemetry:
             return
         if topic == self.topics.ha_status:
             if msg.payload == messages.ONLINE.encode():
+                self._discovery_due = True
+                self._wake.set()
+            return
+        if topic.startswith(self.topics.discovery_prefix + "/") and not topic.startswith(self.topics.base + "/"):
+            if self.discovery.on_message(topic, bytes(msg.payload)):
                 self._discovery_due = True
                 self._wake.set()
             return
@@ -452,6 +482,11 @@ class MqttTelemetry:
             reply = commands.handle(name, payload, self.control, self.settings.max_payload_bytes)
             log.info("MQTT command %s: %s", reply["command"], "ok" if reply["ok"] else reply["error"])
             self._reply(reply, response_topic, correlation)
+            if reply["ok"]:
+                # A command that changes state (threshold, listen during training, ...) may send no
+                # state event: publish the state now, or HA's slider snaps back for state_interval_s.
+                self._state_dirty = True
+                self._wake.set()
             # NOTE: one 'overloaded' reply per burst (when it is over), at most one a second in a flood
             if self._commands.empty() or time.monotonic() - self._dropped_reported_at >= OVERLOAD_REPORT_S:
                 self._report_dropped()
@@ -505,7 +540,11 @@ class MqttTelemetry:
 
     def _publish_due(self) -> bool:
         """Publish what is due; True when paho could not take a message (try again soon)."""
-        if self._discovery_due and self.settings.discovery:
+        sync = self._discovery_sync
+        if sync is not None and time.monotonic() >= sync[1]:
+            log.debug("MQTT: no SUBACK for the discovery sync subscription; publishing discovery anyway")
+            self._discovery_sync = sync = None
+        if self._discovery_due and self.settings.discovery and sync is None:
             self._discovery_due = False
             self._publish_discovery()
         now = time.monotonic()
@@ -524,9 +563,24 @@ class MqttTelemetry:
         return False
 
     def _publish_discovery(self) -> None:
+        """Clear older versions' per-entity configs, then publish the one device config."""
+        tracker = self.discovery
+        for topic in sorted(tracker.stale_topics):
+            # NOTE: first: HA refuses a device-config entity whose discovery id another topic holds.
+            if self._send(Outgoing(topic, b"", retain=True)):
+                tracker.stale_topics.discard(topic)
+                log.info("MQTT: cleared the old per-entity discovery config %s", topic)
         labels = tuple(self.control.labels)
-        for topic, config in homeassistant.discovery_configs(self.topics, self.device_id, self.version, labels):
-            self._send(Outgoing(topic, messages.dumps(config), retain=True))
+        current = homeassistant.components(self.topics, self.device_id, labels)
+        removed = tracker.removed(current)
+        if removed:
+            log.info("MQTT: removing Home Assistant entities of components this device no longer has: %s",
+                     ", ".join(sorted(removed)))
+        config = homeassistant.device_config(self.topics, self.device_id, self.version, labels, removed)
+        if self._send(Outgoing(homeassistant.discovery_topic(self.topics, self.device_id),
+                               messages.dumps(config), retain=True)):
+            tracker.previous = {cid: c["p"] for cid, c in current.items()}
+            tracker.current = set(current)
 
     def _send(self, item: Outgoing) -> bool:
         client = self._client

@@ -276,7 +276,11 @@ class Daemon:
 
 
 def _available(states: dict[str, dict], n: int) -> bool:
-    return len(states) >= n and all(s["state"] != "unavailable" for s in states.values())
+    """Every entity available AND the retained state applied: availability can reach HA before the state
+    (seen on a loaded CI machine: mode still 'unknown' when all entities were already available)."""
+    mode = next((s["state"] for e, s in states.items() if e.startswith("sensor.") and e.endswith("_mode")), None)
+    return (len(states) >= n and all(s["state"] != "unavailable" for s in states.values())
+            and mode not in (None, "unknown"))
 
 
 def _unavailable(states: dict[str, dict]) -> bool:

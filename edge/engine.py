@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import uuid
 from collections import deque
@@ -26,30 +25,27 @@ import numpy as np
 from edge import __version__
 from edge.audio.spectrogram import FrameStream, WindowStream, window_level_db
 from edge.collect import HoldCollector
-from edge.config import NUM_BINS, NUM_FRAMES, SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
+from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
+from edge.errors import CommandError, EdgeError, StateError, StoreError
+from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
+                         ExamplesDeleted, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
+                         TrainingFinished)
+from edge.false_move import FALSE_MOVE_MAX_AGE_S, MoveMemory
 from edge.loop import LoopActor
 from edge.memory import release_free_heap, rss_mb
 from edge.model.train import too_few
 from edge.modes import Mode, refusal
-from edge.errors import CommandError, EdgeError, StateError, StoreError
-from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
-                         ExamplesDeleted, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
-                         TrainingFinished, TrainingProgress)
+from edge.problems import Problems
+from edge.training_job import TrainingJob
 
 log = logging.getLogger(__name__)
 
 IDLE, COLLECTING, TRAINING, LISTENING = Mode.IDLE, Mode.COLLECTING, Mode.TRAINING, Mode.LISTENING
 AMBIENT_SECONDS = 1.0
 """How much audio before a button press counts as the room's ambient level for the gate."""
-FALSE_MOVE_BEFORE_S = 1.0
-FALSE_MOVE_AFTER_S = 0.3
-"""The sound of a move marked wrong: windows from 1 s before the decision (its onset and the
-detections that made it) to 0.3 s after (its tail)."""
 COUNTS_REFRESH_S = 10.0
 """How often the loop re-reads the example counts for the state report (the CLI may change the store)."""
-FALSE_MOVE_MAX_AGE_S = 30.0
-"""`cmd/false_move` (or the button) must come within this long of the move (stream time)."""
 
 
 class Engine(LoopActor):
@@ -68,10 +64,9 @@ class Engine(LoopActor):
         self.frontend = FrameStream(config.frontend.hop, config.frontend.db_floor)
         self.windows = WindowStream(self.frontend)
         self.policy = DecisionPolicy(config.listen, config.classes)
-        self.problems: dict[str, str] = {}
+        self._problems = Problems(self.bus)
+        self.problems = self._problems.active
         """What is wrong but survivable (damaged model, store, class mismatch), by key; in the state."""
-        self._unannounced: list[tuple[str, str]] = []
-        self._announcing = False
         self._listen_refusal: str | None = None
         self.classifier: Any = None
         self._use_classifier(classifier)
@@ -84,11 +79,8 @@ class Engine(LoopActor):
         hops_per_s = SAMPLE_RATE / config.frontend.hop
         self._ambient: deque[float] = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
         self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
-        self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=int(FALSE_MOVE_BEFORE_S * hops_per_s) + 1)
-        """The last second of listened windows: what a move marked wrong sounded like."""
-        self._last_move: dict[str, Any] | None = None
-        self._train_thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._moves = MoveMemory(hops_per_s)
+        self._training: TrainingJob | None = None
         self.started = time.monotonic()
         # Health figures for the state report.
         self.hops = 0
@@ -168,7 +160,7 @@ class Engine(LoopActor):
         else:
             self._ambient.append(level)
         if self.mode == LISTENING and self.classifier is not None:
-            self._remember(window, t)
+            self._moves.remember(window, t)
             t1 = time.perf_counter()
             probs = self.classifier.predict(window)
             self.classify_us = (time.perf_counter() - t1) * 1e6
@@ -179,17 +171,9 @@ class Engine(LoopActor):
             if verdict.act is not None:
                 self._act(verdict.act, verdict.act_score, t)
 
-    def _remember(self, window: np.ndarray, t: float) -> None:
-        w = window.copy()
-        self._recent.append((t, w))
-        move = self._last_move
-        if move is not None and move["t"] < t <= move["t"] + FALSE_MOVE_AFTER_S:
-            move["windows"].append(w)
-
     def _act(self, label: str, score: float, t: float) -> None:
         spec = self.config.class_spec(label)
-        self._last_move = {"t": t, "label": label, "before": self.slider.position,
-                           "windows": [w for (tw, w) in self._recent if tw >= t - FALSE_MOVE_BEFORE_S]}
+        self._moves.moved(t, label, self.slider.position)
         if spec.action == "step":
             pos = self.slider.step(spec.value)
         elif spec.action == "set":
@@ -198,6 +182,10 @@ class Engine(LoopActor):
             return
         self.bus.publish(DecisionMade(t, label, score, pos))
         self.bus.publish(PositionChanged(pos, "decision"))
+
+    def _stream_t(self) -> float:
+        """Stream time now: the end of the last frame, in seconds."""
+        return self.frontend.frame_end_sample() / SAMPLE_RATE
 
     # ------------------------------------------------------------------ modes
     def _set_mode(self, mode: Mode, label: str | None = None) -> None:
@@ -209,25 +197,15 @@ class Engine(LoopActor):
 
     # ------------------------------------------------------------------ problems
     def report_problem(self, key: str, where: str, message: str) -> None:
-        """Say it once: a warning in the log, an ``error`` event, and ``problems`` in the state.
-        Events wait for :meth:`start_reporting` (the service calls it once MQTT is subscribed)."""
-        if self.problems.get(key) == message:
-            return
-        self.problems[key] = message
-        log.warning("%s", message)
-        if self._announcing:
-            self.bus.publish(ErrorOccurred(where, message))
-        else:
-            self._unannounced.append((where, message))
+        """Say it once (:mod:`edge.problems`); events wait for :meth:`start_reporting`."""
+        self._problems.report(key, where, message)
 
     def clear_problem(self, key: str) -> None:
-        self.problems.pop(key, None)
+        self._problems.clear(key)
 
     def start_reporting(self) -> None:
-        self._announcing = True
-        pending, self._unannounced = self._unannounced, []
-        for where, message in pending:
-            self.bus.publish(ErrorOccurred(where, message))
+        """The service calls it once MQTT is subscribed: start-up problems go out now."""
+        self._problems.start_reporting()
 
     def _can_listen(self) -> bool:
         return self.classifier is not None and not self._listen_refusal
@@ -297,8 +275,7 @@ class Engine(LoopActor):
                                         max_windows=self._max_hold_windows, ambient_levels=np.array(self._ambient))
         self._collect_session = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._collect_source = source
-        t_now = self.frontend.frame_end_sample() / SAMPLE_RATE
-        self._collect_deadline = t_now + seconds if seconds else None
+        self._collect_deadline = self._stream_t() + seconds if seconds else None
         self._set_mode(COLLECTING, label)
         self.bus.publish(CollectionStarted(label, self._collect_session, source))
         return {"label": label, "session": self._collect_session}
@@ -357,28 +334,13 @@ class Engine(LoopActor):
             self._refuse("train", "no trainer available")
         self._resume_listening = self.mode == LISTENING
         self._set_mode(TRAINING)
-        self._train_thread = threading.Thread(target=self._train_worker, name="train", daemon=True)
-        self._train_thread.start()
+        self._training = TrainingJob(self._trainer, self.bus,
+                                     lambda *outcome: self.call(self._training_done, *outcome, wait=False))
+        self._training.start()
         return {"started": True, "counts": counts}
 
-    def _train_worker(self) -> None:
-        t0 = time.monotonic()
-        trainer = self._trainer
-        assert trainer is not None, "_train starts this thread only with a trainer"
-
-        def progress(epoch, epochs, loss, accuracy, val_loss=None, val_accuracy=None):
-            self.bus.publish(TrainingProgress(epoch, epochs, loss, accuracy, val_loss, val_accuracy))
-
-        try:
-            outcome = trainer(progress=progress, should_stop=self._stopping.is_set)
-            self.call(self._training_done, outcome, None, time.monotonic() - t0, wait=False)
-        except Exception as exc:  # noqa: BLE001 - reported, the old model stays in service
-            if not isinstance(exc, EdgeError):
-                log.exception("training failed")
-            self.call(self._training_done, None, exc, time.monotonic() - t0, wait=False)
-
     def _training_done(self, outcome, error: Exception | None, seconds: float) -> None:
-        self._train_thread = None
+        self._training = None
         release_free_heap()
         if error is None:
             try:
@@ -431,36 +393,33 @@ class Engine(LoopActor):
 
     def _false_move(self, source: str) -> dict[str, Any]:
         """"That was wrong": undo the last move, keep its sound as background for the next training."""
-        move = self._last_move
-        now = self.frontend.frame_end_sample() / SAMPLE_RATE
-        if move is None or now - move["t"] > FALSE_MOVE_MAX_AGE_S:
+        move = self._moves.recent_move(self._stream_t())
+        if move is None:
             self._refuse("false move", f"no move in the last {FALSE_MOVE_MAX_AGE_S:.0f} s to mark wrong")
         background = self.config.background_label
         if background is None:
             self._refuse("false move", "no class has background = true to store the sound under")
-        self._last_move = None
+        self._moves.take()
         session = f"{time.strftime('%Y%m%dT%H%M%S')}-false-move"
-        windows = np.stack(move["windows"]) if move["windows"] else np.empty((0, NUM_FRAMES, NUM_BINS), np.float32)
         try:
-            (stored,) = self.store.add_groups([(background, windows)], f"false_move:{source}", session)
+            (stored,) = self.store.add_groups([(background, move.sound())], f"false_move:{source}", session)
         except StoreError as exc:
             self.bus.publish(ErrorOccurred("store", str(exc)))
             raise
-        pos = self.slider.set(move["before"])
+        pos = self.slider.set(move.before)
         self.bus.publish(PositionChanged(pos, "false_move"))
-        self.bus.publish(FalseMoveMarked(move["label"], move["t"], stored, pos, session, source))
+        self.bus.publish(FalseMoveMarked(move.label, move.t, stored, pos, session, source))
         self.bus.publish(ExamplesCollected(background, session, stored, 0, 0, self._refresh_counts()))
         log.info("move %r at t=%.2f s marked wrong (%s): undone, %d windows stored as %r (session %s); "
-                 "train again to learn from them", move["label"], move["t"], source, stored, background, session)
-        return {"label": move["label"], "t": round(move["t"], 3), "stored": stored, "position": pos,
+                 "train again to learn from them", move.label, move.t, source, stored, background, session)
+        return {"label": move.label, "t": round(move.t, 3), "stored": stored, "position": pos,
                 "session": session}
 
     def _press_collect(self, label: str, source: str) -> dict[str, Any]:
         """A class button went down: the background button soon after a move first marks it wrong."""
-        move = self._last_move
         window = self.config.listen.false_move_press_s
-        if (label == self.config.background_label and move is not None and window > 0
-                and self.frontend.frame_end_sample() / SAMPLE_RATE - move["t"] <= window):
+        if (label == self.config.background_label and window > 0
+                and self._moves.recent_move(self._stream_t(), window) is not None):
             try:
                 self._false_move(source)
             except EdgeError as exc:
@@ -588,11 +547,10 @@ class Engine(LoopActor):
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Stop training (it checks the flag per batch), finish a hold, park the slider."""
-        self._stopping.set()
         if self._collector is not None:
             self._finish_collection_here()
-        if self._train_thread is not None:
-            self._train_thread.join(timeout=5.0)
+        if self._training is not None:
+            self._training.stop()
 
 
 def _estimate(meta: Any) -> float | None:

@@ -33,7 +33,8 @@ from edge.events import DecisionMade, ModeChanged, PredictionMade
 from edge.service import RunOptions, Service
 from edge.telemetry import commands, homeassistant, messages
 from edge.telemetry.messages import Topics
-from edge.telemetry.mqtt import MqttTelemetry, Outgoing, OutQueue
+from edge.telemetry.mqtt import MqttTelemetry
+from edge.telemetry.outqueue import Outgoing, OutQueue
 from tests.brokers import *  # noqa: F401,F403 - fixtures
 
 REPO = Path(__file__).resolve().parent.parent

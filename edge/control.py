@@ -44,6 +44,9 @@ class DeviceControl(Protocol):
     def delete_examples(self, label: str | None = None, session: str | None = None) -> dict[str, Any]:
         """Delete every example of ``label``, or of one collection ``session``."""
 
+    def move_session(self, session: str, label: str) -> dict[str, Any]:
+        """Move one collection session's examples to ``label`` (its quiet background stays)."""
+
     def rollback_model(self) -> dict[str, Any]:
         """Go back to the previous model version."""
 

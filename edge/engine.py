@@ -29,7 +29,7 @@ from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
 from edge.errors import CommandError, EdgeError, StateError, StoreError
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
-                         ExamplesDeleted, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
+                         ExamplesDeleted, ExamplesMoved, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
                          TrainingFinished)
 from edge.false_move import FALSE_MOVE_MAX_AGE_S, MoveMemory
 from edge.loop import LoopActor
@@ -97,6 +97,8 @@ class Engine(LoopActor):
         """Examples per label as the loop last read them: other threads (the state report) read this
         dict, replaced whole, never the store (its connection belongs to the loop thread)."""
         self._counts_t = -COUNTS_REFRESH_S
+        self.tap: Any = None
+        """Set by the web console: receives each block's new front-end frames (a copy, on this thread)."""
         self.audio_health: Callable[[], dict[str, Any]] = lambda: {}
         """Set by the service: the source's sample rate, ring overruns, errors."""
         try:
@@ -142,6 +144,8 @@ class Engine(LoopActor):
         m = windows.shape[0]
         if m == 0:
             return
+        if self.tap is not None:
+            self.tap.push(windows[:, -1])
         for i in range(m):
             self._hop(windows[i], self.frontend.frame_end_sample(first + i) / SAMPLE_RATE)
         self.hop_us = (time.perf_counter() - t0) * 1e6 / m
@@ -448,6 +452,19 @@ class Engine(LoopActor):
         self.bus.publish(ExamplesDeleted(n, label, session, counts))
         return {"deleted": n, "counts": counts}
 
+    def _move_session(self, session: str, label: str) -> dict[str, Any]:
+        self._check_label(label)
+        self._allow("delete examples", "move examples")
+        background = self.config.background_label
+        rows = [r for r in self.store.sessions() if r["session"] == session]
+        if not rows:
+            raise CommandError(f"no session {session!r}: see the console's Curate list or `edge-slider dataset stats`")
+        only_background = all(r["label"] == background for r in rows)
+        n = self.store.relabel(session, label, keep=None if only_background else background)
+        counts = self._refresh_counts()
+        self.bus.publish(ExamplesMoved(n, session, label, counts))
+        return {"moved": n, "session": session, "label": label, "counts": counts}
+
     def _discard_last(self) -> dict[str, Any]:
         session = self.store.last_session()
         if session is None:
@@ -504,6 +521,9 @@ class Engine(LoopActor):
 
     def discard_last_session(self) -> dict[str, Any]:
         return self.call(self._discard_last)
+
+    def move_session(self, session: str, label: str) -> dict[str, Any]:
+        return self.call(self._move_session, session, label)
 
     def rollback_model(self) -> dict[str, Any]:
         return self.call(self._rollback)

@@ -108,6 +108,16 @@ class ExamplesDeleted(Event):
 
 
 @dataclass(frozen=True)
+class ExamplesMoved(Event):
+    """One session's windows moved to another class (the console's curation)."""
+    kind = "moved"
+    moved: int
+    session: str
+    label: str
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
 class FalseMoveMarked(Event):
     """"That was wrong": the last move was undone and its sound stored as background."""
     kind = "false_move"

@@ -159,6 +159,26 @@ class ExampleStore:
         where, params = _where(label, session)
         return self._write("delete", lambda db: db.execute(f"DELETE FROM examples{where}", params).rowcount)
 
+    def relabel(self, session: str, to_label: str, keep: str | None = None) -> int:
+        """Move one session's windows to ``to_label`` in one transaction, except those under ``keep``
+        (a hold's quiet background stays background); returns rows moved."""
+        sql, params = "UPDATE examples SET label = ? WHERE session = ?", [to_label, session]
+        if keep is not None:
+            sql, params = sql + " AND label != ?", params + [keep]
+        return self._write("move", lambda db: db.execute(sql, params).rowcount)
+
+    def session_windows(self, session: str) -> list[tuple[str, np.ndarray]]:
+        """One session's windows in the order they were stored, with their labels (for the console)."""
+        rows = self._read(lambda db: db.execute(
+            "SELECT label, window FROM examples WHERE session = ? ORDER BY id", (session,)).fetchall())
+        return [(label, self._window(label, blob)) for label, blob in rows]
+
+    def _window(self, label: str, blob: bytes) -> np.ndarray:
+        if len(blob) != WINDOW_BYTES:
+            raise StoreError(f"example store {self.path}: a {label!r} row holds {len(blob)} bytes, "
+                             f"not {WINDOW_BYTES}; delete that label and collect again")
+        return np.frombuffer(blob, dtype=np.float32).reshape(WINDOW_SHAPE)
+
     # ------------------------------------------------------------------ reads
     def counts(self) -> dict[str, int]:
         rows = self._read(lambda db: db.execute(
@@ -199,10 +219,7 @@ class ExampleStore:
             if label not in index:
                 continue
             sessions.append(session)
-            if len(blob) != WINDOW_BYTES:
-                raise StoreError(f"example store {self.path}: a {label!r} row holds {len(blob)} bytes, "
-                                 f"not {WINDOW_BYTES}; delete that label and collect again")
-            xs.append(np.frombuffer(blob, dtype=np.float32).reshape(WINDOW_SHAPE))
+            xs.append(self._window(label, blob))
             ys.append(index[label])
         x = np.stack(xs) if xs else np.zeros((0, *WINDOW_SHAPE), np.float32)
         return x, np.asarray(ys, dtype=np.int64), labels, np.asarray(sessions, dtype=object)

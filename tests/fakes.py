@@ -35,6 +35,20 @@ class FakeStore:
     def last_session(self):
         return self.rows[-1][3] if self.rows else None
 
+    def sessions(self):
+        groups: dict[tuple[str, str], int] = {}
+        for label, _, _, session in self.rows:
+            groups[(session, label)] = groups.get((session, label), 0) + 1
+        return [{"session": s, "label": lb, "count": n} for (s, lb), n in groups.items()]
+
+    def relabel(self, session, to_label, keep=None):
+        moved = 0
+        for i, (label, window, source, sess) in enumerate(self.rows):
+            if sess == session and label != keep:
+                self.rows[i] = (to_label, window, source, sess)
+                moved += 1
+        return moved
+
     def close(self):
         pass
 

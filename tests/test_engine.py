@@ -9,7 +9,7 @@ from edge.audio import synth
 from edge.config import Config
 from edge.engine import Engine
 from edge.errors import CommandError, StateError, StoreError
-from edge.events import ExamplesCollected, Refused
+from edge.events import ExamplesCollected, ExamplesMoved, Refused
 from tests.fakes import FakeClassifier, FakeRegistry, FakeSlider, FakeStore
 
 
@@ -328,3 +328,19 @@ def test_every_request_the_mode_table_refuses_is_refused_with_its_reason(mode):
             break
         threading.Event().wait(0.01)
     assert engine.mode == "idle"
+
+
+def test_moving_a_session_relabels_its_sound_and_keeps_its_background():
+    engine, events = make_engine()
+    engine.store.add_many("left", np.zeros((4, 3, 232), np.float32), "button", "s1")
+    engine.store.add_many("noise", np.zeros((3, 3, 232), np.float32), "button", "s1")
+    engine.store.add_many("noise", np.zeros((2, 3, 232), np.float32), "button", "quiet")
+    result = engine.move_session("s1", "right")
+    assert result["moved"] == 4 and engine.store.counts() == {"right": 4, "noise": 5}
+    assert events[-1] == ExamplesMoved(4, "s1", "right", result["counts"])
+    # a background-only hold moves whole: it was the sound, taught on the wrong button
+    assert engine.move_session("quiet", "left")["moved"] == 2
+    with pytest.raises(CommandError, match="no session 'nope'"):
+        engine.move_session("nope", "left")
+    with pytest.raises(CommandError, match="unknown label"):
+        engine.move_session("s1", "up")

@@ -83,6 +83,9 @@ class FakeControl:
     def delete_examples(self, label=None, session=None):
         return self._rec("delete_examples", label, session)
 
+    def move_session(self, session, label):
+        return self._rec("move_session", session, label)
+
     def rollback_model(self):
         return self._rec("rollback_model")
 
@@ -315,6 +318,7 @@ def test_valid_commands_dispatch():
              ("train", {}, ("train",)), ("listen", {"on": False}, ("set_listening", False)),
              ("position", {"value": 10}, ("set_position", 10.0)), ("threshold", {"value": 0}, ("set_threshold", 0.0)),
              ("examples/delete", {"session": "s1"}, ("delete_examples", None, "s1")),
+             ("examples/move", {"session": "s1", "label": "right"}, ("move_session", "s1", "right")),
              ("model/rollback", {}, ("rollback_model",)), ("false_move", {}, ("false_move", "mqtt"))]
     for name, args, call in cases:
         reply = commands.handle(name, json.dumps(args).encode(), control, 4096)

@@ -34,6 +34,20 @@ def test_add_count_delete_by_label_and_session(tmp_path):
         assert {r["session"] for r in s.sessions()} == {"s1"}
 
 
+def test_relabel_moves_one_session_and_keeps_its_background(tmp_path):
+    with ExampleStore(tmp_path / "ex.sqlite") as s:
+        s.add_many("left", windows(4), "button", "s1")
+        s.add_many("noise", windows(3), "button", "s1")
+        s.add_many("left", windows(2), "button", "s2")
+        assert s.relabel("s1", "right", keep="noise") == 4
+        assert s.counts() == {"left": 2, "right": 4, "noise": 3}
+        got = s.session_windows("s1")
+        assert [lb for lb, _ in got] == ["right"] * 4 + ["noise"] * 3
+        assert np.array_equal(got[2][1], windows(4)[2])
+        assert s.relabel("s1", "left") == 7 and s.counts() == {"left": 9}
+        assert s.relabel("nope", "left") == 0
+
+
 def test_bad_window_shape_is_refused_and_nothing_written(tmp_path):
     with ExampleStore(tmp_path / "ex.sqlite") as s:
         with pytest.raises(StoreError, match="shape"):

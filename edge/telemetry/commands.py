@@ -12,6 +12,7 @@ Commands (payload is a JSON object; an empty payload means ``{}``)::
     position         {"value": 0..10}
     threshold        {"value": 0..1}
     examples/delete  {"label": L}  or  {"session": ID}
+    examples/move    {"session": ID, "label": L}   the hold's sound to another class
     model/rollback   {}
     false_move       {}          "that was wrong": undo the last move, keep its sound as background
 """
@@ -142,6 +143,12 @@ def _delete(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:
     return control.delete_examples(session=_text("examples/delete", "session", args["session"]))
 
 
+def _move(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:
+    session = _text("examples/move", "session", _require("examples/move", args, "session"))
+    label = _label("examples/move", _require("examples/move", args, "label"), tuple(control.labels))
+    return control.move_session(session, label)
+
+
 def _rollback(control: DeviceControl, args: dict[str, Any]) -> dict[str, Any]:
     return control.rollback_model()
 
@@ -165,6 +172,7 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     CommandSpec("position", frozenset({"value"}), _position, {"value": 5.0}),
     CommandSpec("threshold", frozenset({"value"}), _threshold, {"value": 0.75}),
     CommandSpec("examples/delete", frozenset({"label", "session"}), _delete, {"label": "left"}),
+    CommandSpec("examples/move", frozenset({"session", "label"}), _move, {"session": "20260101T120000-abc123", "label": "right"}),
     CommandSpec("model/rollback", frozenset(), _rollback),
     CommandSpec("false_move", frozenset(), _false_move),
 )}

@@ -16,15 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections import deque
 from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from edge import __version__
 from edge.audio.spectrogram import FrameStream, WindowStream, window_level_db
-from edge.collect import HoldCollector
 from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
 from edge.errors import CommandError, EdgeError, StateError, StoreError
@@ -32,11 +29,14 @@ from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBu
                          ExamplesDeleted, ExamplesMoved, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
                          TrainingFinished)
 from edge.false_move import FALSE_MOVE_MAX_AGE_S, MoveMemory
+from edge.hold import HoldJob
 from edge.loop import LoopActor
-from edge.memory import release_free_heap, rss_mb
+from edge.memory import release_free_heap
 from edge.model.train import too_few
+from edge.model_binding import bind_model
 from edge.modes import Mode, refusal
 from edge.problems import Problems
+from edge.state_report import state_report
 from edge.training_job import TrainingJob
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,10 @@ class Engine(LoopActor):
         self.classifier: Any = None
         self._use_classifier(classifier)
         self.mode: Mode = IDLE
-        self._resume_listening = False
-        self._collector: HoldCollector | None = None
-        self._collect_session = ""
-        self._collect_source = ""
-        self._collect_deadline: float | None = None
+        self.resume_listening = False
+        """Listening comes back after the hold or training in progress (the state report shows it on)."""
+        self.hold: HoldJob | None = None
+        """The button hold in progress; replaced whole, so another thread may read it once."""
         hops_per_s = SAMPLE_RATE / config.frontend.hop
         self._ambient: deque[float] = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
         self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
@@ -93,7 +92,7 @@ class Engine(LoopActor):
         self.last_score = 0.0
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.cpu_percent = 0.0
-        self._counts: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
         """Examples per label as the loop last read them: other threads (the state report) read this
         dict, replaced whole, never the store (its connection belongs to the loop thread)."""
         self._counts_t = -COUNTS_REFRESH_S
@@ -128,7 +127,7 @@ class Engine(LoopActor):
         """Read the store's counts on the loop thread and publish them to the state report."""
         self._counts_t = time.monotonic()
         counts = dict(self.store.counts())
-        self._counts = counts
+        self.counts = counts
         return counts
 
     # ------------------------------------------------------------------ the hop path
@@ -154,12 +153,8 @@ class Engine(LoopActor):
         self.hops += 1
         level = window_level_db(window)
         if self.mode == COLLECTING:
-            assert self._collector is not None
-            if not self._collector.add(window, level):
-                log.warning("hold of %r longer than collect.max_hold_s = %s s: stopping collection",
-                            self._collector.label, self.config.collect.max_hold_s)
-                self._finish_collection_here()
-            elif self._collect_deadline is not None and t >= self._collect_deadline:
+            assert self.hold is not None
+            if not self.hold.add(window, level, t):
                 self._finish_collection_here()
         else:
             self._ambient.append(level)
@@ -218,36 +213,9 @@ class Engine(LoopActor):
         return getattr(self.store, "problem", None)
 
     def _use_classifier(self, classifier) -> None:
-        """Put a model in service: its outputs meet the configured classes by name, once, and its
-        own calibrated thresholds come with it."""
+        """Put a model in service (:func:`edge.model_binding.bind_model`)."""
         self.classifier = classifier
-        self._listen_refusal = None
-        if classifier is None:
-            self.clear_problem("classes")
-            return
-        b = self.policy.bind(tuple(classifier.labels))
-        self._use_model_thresholds(classifier)
-        name = f"model v{classifier.version}" if getattr(classifier, "version", None) else "the model"
-        parts = []
-        if b.missing:
-            parts.append(f"configured class{'es' if len(b.missing) > 1 else ''} "
-                         f"{', '.join(map(repr, b.missing))} not in {name} (its labels: "
-                         f"{', '.join(classifier.labels)}): never detected")
-        if b.extra:
-            parts.append(f"{name} output{'s' if len(b.extra) > 1 else ''} {', '.join(map(repr, b.extra))} "
-                         + ("not configured classes: they never act" if len(b.extra) > 1
-                            else "not a configured class: never acts"))
-        if not b.acting:
-            acting = [c.name for c in self.config.classes if c.action != "none" and not c.background]
-            self._listen_refusal = (f"{name} detects none of the configured acting classes "
-                                    f"({', '.join(acting) or 'none configured'}): retrain (`edge-slider train`) "
-                                    "or set [classes] to the model's labels")
-            parts.append("listening refused")
-        if parts:
-            self.report_problem("classes", "model", "classes do not match: " + "; ".join(parts)
-                                + "; fix: retrain (`edge-slider train`) or make [classes] match the model")
-        else:
-            self.clear_problem("classes")
+        self._listen_refusal = bind_model(classifier, self.policy, self.config, self._problems)
 
     def _refuse(self, request: str, reason: str) -> NoReturn:
         self.bus.publish(Refused(request, reason))
@@ -271,24 +239,21 @@ class Engine(LoopActor):
         self._check_label(label)
         if problem := self._store_problem():
             self._refuse(f"collect {label}", problem)
-        collector = self._collector
-        self._allow("collect", f"collect {label}", collecting=collector.label if collector else None)
-        spec = self.config.class_spec(label)
-        self._resume_listening = self.mode == LISTENING
-        self._collector = HoldCollector(self.config.collect, label, gated=not spec.background,
-                                        max_windows=self._max_hold_windows, ambient_levels=np.array(self._ambient))
-        self._collect_session = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self._collect_source = source
-        self._collect_deadline = self._stream_t() + seconds if seconds else None
+        hold = self.hold
+        self._allow("collect", f"collect {label}", collecting=hold.label if hold else None)
+        self.resume_listening = self.mode == LISTENING
+        self.hold = hold = HoldJob(self.config, label, source, max_windows=self._max_hold_windows,
+                                    ambient_levels=np.array(self._ambient),
+                                    deadline=self._stream_t() + seconds if seconds else None)
         self._set_mode(COLLECTING, label)
-        self.bus.publish(CollectionStarted(label, self._collect_session, source))
-        return {"label": label, "session": self._collect_session}
+        self.bus.publish(CollectionStarted(label, hold.session, source))
+        return {"label": label, "session": hold.session}
 
     def _stop_collection(self, label: str | None) -> dict[str, Any]:
-        if self.mode != COLLECTING or self._collector is None:
+        if self.mode != COLLECTING or self.hold is None:
             raise StateError("not collecting")
-        if label is not None and label != self._collector.label:
-            raise StateError(f"collecting {self._collector.label!r}, not {label!r}")
+        if label is not None and label != self.hold.label:
+            raise StateError(f"collecting {self.hold.label!r}, not {label!r}")
         return self._finish_collection()
 
     def _finish_collection_here(self) -> None:
@@ -301,27 +266,19 @@ class Engine(LoopActor):
             pass
 
     def _finish_collection(self) -> dict[str, Any]:
-        assert self._collector is not None
-        collector, self._collector = self._collector, None
-        self._collect_deadline = None
-        result = collector.finish()
-        session, source = self._collect_session, self._collect_source
-        background = self.config.background_label
+        assert self.hold is not None
+        hold, self.hold = self.hold, None
         try:
-            stored, moved = self.store.add_groups(result.to_store(self.config.collect, background), source, session)
+            done = hold.store(self.store)
             counts = self._refresh_counts()
         except StoreError as exc:
             self.bus.publish(ErrorOccurred("store", str(exc)))
-            log.error("collection of %r not stored: %s", result.label, exc)
-            self._set_mode(LISTENING if self._resume_listening else IDLE)
+            log.error("collection of %r not stored: %s", hold.label, exc)
+            self._set_mode(LISTENING if self.resume_listening else IDLE)
             raise
-        skipped = len(result.quiet) - moved
-        event = ExamplesCollected(result.label, session, stored, moved, skipped, counts)
-        gate = f"floor {result.floor_db:.1f} dB" if np.isfinite(result.floor_db) else "not gated"
-        log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (%s, session %s)",
-                 result.label, stored, moved, background, skipped, gate, session)
+        event = ExamplesCollected(done.label, done.session, done.stored, done.moved, done.skipped, counts)
         self.bus.publish(event)
-        self._set_mode(LISTENING if self._resume_listening and self._can_listen() else IDLE)
+        self._set_mode(LISTENING if self.resume_listening and self._can_listen() else IDLE)
         return {k: v for k, v in event.to_dict().items() if k != "kind"}
 
     def _train(self) -> dict[str, Any]:
@@ -336,7 +293,7 @@ class Engine(LoopActor):
             self._refuse("train", problem)
         if self._trainer is None:
             self._refuse("train", "no trainer available")
-        self._resume_listening = self.mode == LISTENING
+        self.resume_listening = self.mode == LISTENING
         self._set_mode(TRAINING)
         self._training = TrainingJob(self._trainer, self.bus,
                                      lambda *outcome: self.call(self._training_done, *outcome, wait=False))
@@ -364,19 +321,8 @@ class Engine(LoopActor):
             self.bus.publish(TrainingFinished(False, None, None, seconds, str(error)))
             self.bus.publish(ErrorOccurred("training", str(error)))
             log.error("training failed, previous model kept: %s", error)
-        listen = self._can_listen() and (self._resume_listening or self.config.listen.autostart)
+        listen = self._can_listen() and (self.resume_listening or self.config.listen.autostart)
         self._set_mode(LISTENING if listen else IDLE)
-
-    def _use_model_thresholds(self, classifier) -> None:
-        self.policy.threshold = self.config.listen.threshold
-        if classifier is None or not self.config.listen.calibrated:
-            return
-        meta = getattr(classifier, "metadata", None) or {}
-        per_class = (meta.get("decision") or {}).get("thresholds") if isinstance(meta, dict) else None
-        if isinstance(per_class, dict):
-            self.policy.set_thresholds({k: float(v) for k, v in per_class.items() if isinstance(v, (int, float))})
-            log.info("decision thresholds from the model's calibration: %s",
-                     ", ".join(f"{k} {v:.3f}" for k, v in self.policy.thresholds.items()))
 
     def _listen(self, on: bool) -> dict[str, Any]:
         if on:
@@ -392,7 +338,7 @@ class Engine(LoopActor):
         elif self.mode == LISTENING:
             self._set_mode(IDLE)
         elif self.mode in (TRAINING, COLLECTING):
-            self._resume_listening = False
+            self.resume_listening = False
         return {"listening": self.mode == LISTENING}
 
     def _false_move(self, source: str) -> dict[str, Any]:
@@ -529,56 +475,13 @@ class Engine(LoopActor):
         return self.call(self._rollback)
 
     def snapshot(self) -> dict[str, Any]:
-        """The retained ``state`` report. Safe from any thread (reads only)."""
-        counts = self._counts
-        clf = self.classifier
-        meta = getattr(clf, "metadata", None) or {}
-        metrics = meta.get("metrics", meta.get("training", {})) if isinstance(meta, dict) else {}
-        collector = self._collector    # NOTE: once; the loop may set it to None at any moment
-        collecting = collector.label if collector is not None else None
-        return {
-            "mode": self.mode,
-            # Listening as HA's switch shows it: ON through a training/collection listening resumes after.
-            "listening": self.mode == LISTENING or (self.mode in (TRAINING, COLLECTING) and self._resume_listening)
-            or (self.mode == TRAINING and self.config.listen.autostart),
-            "collecting": collecting,
-            "labels": {lb: counts.get(lb, 0) for lb in self.config.labels},
-            "model": {"version": getattr(clf, "version", None) if clf else None,
-                      "val_accuracy": metrics.get("val_accuracy") if isinstance(metrics, dict) else None,
-                      "false_per_min_estimate": _estimate(meta),
-                      "runtime": getattr(clf, "runtime", None) if clf else None},
-            "position": round(self.slider.position, 3),
-            "threshold": self.policy.threshold,
-            "thresholds": self.policy.thresholds,
-            "decision_mode": self.config.listen.mode,
-            "last_label": self.last_label,
-            # stream_s only grows while audio really flows: a monitor can tell a stalled mic from a quiet room
-            "audio": {"sample_rate": SAMPLE_RATE, "level_dbfs": _finite(self.level_dbfs),
-                      "stream_s": round(self.samples_in / SAMPLE_RATE, 1), **self.audio_health()},
-            "classify_us": round(self.classify_us, 1),
-            "hop_us": round(self.hop_us, 1),
-            "cpu_percent": round(self.cpu_percent, 1),
-            "rss_mb": round(rss_mb(), 1),
-            "uptime_s": round(time.monotonic() - self.started, 1),
-            "version": __version__,
-            "problems": dict(self.problems),
-        }
+        """The retained ``state`` report (:mod:`edge.state_report`). Safe from any thread (reads only)."""
+        return state_report(self)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Stop training (it checks the flag per batch), finish a hold, park the slider."""
-        if self._collector is not None:
+        if self.hold is not None:
             self._finish_collection_here()
         if self._training is not None:
             self._training.stop()
-
-
-def _estimate(meta: Any) -> float | None:
-    """The model's calibrated false moves per minute (None for a model trained without calibration)."""
-    decision = meta.get("decision") if isinstance(meta, dict) else None
-    value = decision.get("estimated_false_per_min") if isinstance(decision, dict) else None
-    return value if isinstance(value, (int, float)) else None
-
-
-def _finite(x: float) -> float | None:
-    return round(float(x), 1) if np.isfinite(x) else None

@@ -13,7 +13,7 @@ Damage the store itself can suffer, and what each costs (never the daemon: see s
 * a state dir on a read-only mount, or one another user owns: the store cannot open; the fix is a
   remount or ``chown`` (the message says which, from statvfs);
 * a damaged header ("file is not a database") or a corrupt page (``PRAGMA quick_check`` at open,
-  ~5 ms on 1,500 windows): the fix is ``edge-slider dataset recover`` (:func:`recover_store`),
+  ~5 ms on 1,500 windows): the fix is ``edge-slider dataset recover`` (:func:`edge.store_recovery.recover_store`),
   which copies every readable row into a new store and keeps the damaged file beside it. Not
   done by the daemon on its own: how much is readable is for a person to judge, and a new store
   that silently took over would train the next model on whatever was salvaged.
@@ -30,7 +30,6 @@ import os
 import pwd
 import sqlite3
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -38,7 +37,8 @@ import numpy as np
 
 from edge.config import NUM_BINS, NUM_FRAMES
 from edge.errors import StoreError
-from edge.fileio import atomic_write_bytes, fsync_dir
+from edge.fileio import atomic_write_bytes
+from edge.npz_dataset import read_npz
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +171,7 @@ class ExampleStore:
         """One session's windows in the order they were stored, with their labels (for the console)."""
         rows = self._read(lambda db: db.execute(
             "SELECT label, window FROM examples WHERE session = ? ORDER BY id", (session,)).fetchall())
-        return [(label, self._window(label, blob)) for label, blob in rows]
-
-    def _window(self, label: str, blob: bytes) -> np.ndarray:
-        if len(blob) != WINDOW_BYTES:
-            raise StoreError(f"example store {self.path}: a {label!r} row holds {len(blob)} bytes, "
-                             f"not {WINDOW_BYTES}; delete that label and collect again")
-        return np.frombuffer(blob, dtype=np.float32).reshape(WINDOW_SHAPE)
+        return [(label, _window(self.path, label, blob)) for label, blob in rows]
 
     # ------------------------------------------------------------------ reads
     def counts(self) -> dict[str, int]:
@@ -219,7 +213,7 @@ class ExampleStore:
             if label not in index:
                 continue
             sessions.append(session)
-            xs.append(self._window(label, blob))
+            xs.append(_window(self.path, label, blob))
             ys.append(index[label])
         x = np.stack(xs) if xs else np.zeros((0, *WINDOW_SHAPE), np.float32)
         return x, np.asarray(ys, dtype=np.int64), labels, np.asarray(sessions, dtype=object)
@@ -265,7 +259,7 @@ class ExampleStore:
 
             def write(db, rows=rows, first=start == 0):
                 if first:   # the file's hash goes in with its first rows, or neither does
-                    self._claim_import(db, digest, path, session)
+                    _claim_import(db, digest, path, session)
                 return db.executemany("INSERT INTO examples(label, window, created, source, session) "
                                       "VALUES (?,?,?,?,?)", rows).rowcount
             self._write(f"import chunk at row {start}", write)
@@ -274,21 +268,6 @@ class ExampleStore:
             if progress:
                 progress(min(start + IMPORT_CHUNK, x.shape[0]), x.shape[0])
         return added
-
-    @staticmethod
-    def _claim_import(db: sqlite3.Connection, digest: str, path: str | Path, session: str) -> None:
-        """Refuse a file whose content is already in the store (importing twice doubled every example).
-        A hash whose session is gone (cleared) no longer counts."""
-        # NOTE: created here, not in _SCHEMA: a store that never imported has no such table, and an
-        # older store gains it on its first import.
-        db.execute(_IMPORTS_TABLE)
-        row = db.execute("SELECT session, created FROM imports WHERE hash = ?", (digest,)).fetchone()
-        if row and db.execute("SELECT 1 FROM examples WHERE session = ? LIMIT 1", (row[0],)).fetchone():
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row[1]))
-            raise StoreError(f"{path}: already imported on {when} as session {row[0]}; "
-                             f"`edge-slider dataset clear --session {row[0]}` to redo")
-        db.execute("INSERT OR REPLACE INTO imports(hash, session, created, name) VALUES (?,?,?,?)",
-                   (digest, session, time.time(), str(path)))
 
     def close(self) -> None:
         db = getattr(self, "_db", None)
@@ -360,170 +339,26 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK) if directory.exists() else True
 
 
-# ---------------------------------------------------------------------- recovery
-
-_PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
-
-
-def recover_store(path: str | Path) -> dict[str, Any]:
-    """Copy every readable row of a damaged store into a new one at ``path``; keep the damaged file.
-
-    The damaged file (and its -wal/-shm) is renamed to ``<name>.damaged-<time>``, never changed.
-    A header that no longer says what the file is (page size, counts) is rebuilt in a temporary
-    copy from a fresh header, trying the page sizes SQLite allows. Returns
-    ``{"recovered": n, "unreadable": m, "kept": Path, "labels": {label: n}}``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path}: no such file: nothing to recover")
-    try:
-        ExampleStore(path).close()
-    except StoreError as exc:
-        if "store damaged" not in str(exc):
-            raise                                # read-only, missing dir...: recovery would not help
-    else:
-        raise StoreError(f"{path} passes quick_check: it is not damaged, nothing to recover")
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    scratch = path.with_name(f"{path.name}.recovering-{stamp}")
-    fresh = path.with_name(f"{path.name}.new-{stamp}")
-    try:
-        src = _open_readable(path, scratch)
-        try:
-            rows, unreadable = _salvage(src)
-        finally:
-            src.close()
-        with ExampleStore(fresh) as out:
-            out._write("recovered examples", lambda db: db.executemany(
-                "INSERT INTO examples(id, label, window, created, source, session) VALUES (?,?,?,?,?,?)", rows))
-            out._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        kept = path.with_name(f"{path.name}.damaged-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            side = Path(f"{path}{suffix}")
-            if side.exists():
-                os.replace(side, f"{kept}{suffix}")
-        for suffix in ("", "-wal", "-shm"):
-            if Path(f"{fresh}{suffix}").exists():
-                os.replace(f"{fresh}{suffix}", f"{path}{suffix}")
-        fsync_dir(path.parent)
-    except OSError as exc:
-        raise StoreError(f"cannot recover {path}: {exc.strerror}; the damaged file is unchanged") from None
-    finally:
-        for p in (scratch, fresh):
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{p}{suffix}").unlink(missing_ok=True)
-    labels: dict[str, int] = {}
-    for r in rows:
-        labels[r[1]] = labels.get(r[1], 0) + 1
-    log.info("recovered %d examples from %s (%d unreadable); damaged file kept as %s", len(rows), path,
-             unreadable, kept)
-    return {"recovered": len(rows), "unreadable": unreadable, "kept": kept, "labels": labels}
+def _window(path: Path, label: str, blob: bytes) -> np.ndarray:
+    if len(blob) != WINDOW_BYTES:
+        raise StoreError(f"example store {path}: a {label!r} row holds {len(blob)} bytes, "
+                         f"not {WINDOW_BYTES}; delete that label and collect again")
+    return np.frombuffer(blob, dtype=np.float32).reshape(WINDOW_SHAPE)
 
 
-def _open_readable(path: Path, scratch: Path) -> sqlite3.Connection:
-    """A read-only connection to ``path``, or to a copy of it with a rebuilt header."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        db.execute("SELECT name FROM sqlite_master").fetchall()
-        return db
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        if "not a database" not in str(exc):
-            raise StoreError(damaged_message(path, str(exc))) from None
-    data = path.read_bytes()
-    for size in _PAGE_SIZES:
-        if len(data) % size:
-            continue
-        scratch.write_bytes(_fresh_header(size, len(data) // size) + data[100:])
-        db = sqlite3.connect(f"file:{scratch}?mode=ro", uri=True)
-        try:
-            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'examples'").fetchone():
-                return db
-        except sqlite3.DatabaseError:
-            pass
-        db.close()
-    raise StoreError(f"{path}: header and schema both unreadable: no examples can be recovered; "
-                     "the file is unchanged")
-
-
-def _fresh_header(page_size: int, pages: int) -> bytes:
-    """A valid 100-byte header for a ``pages``-page file (rollback journal, UTF-8, no free list)."""
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "h.sqlite"
-        db = sqlite3.connect(p)
-        db.execute(f"PRAGMA page_size={page_size}")
-        db.execute("CREATE TABLE t(x)")
-        db.commit()
-        db.close()
-        head = bytearray(p.read_bytes()[:100])
-    head[28:32] = pages.to_bytes(4, "big")
-    head[92:96] = head[24:28]                    # "version-valid-for" = change counter: trust the page count
-    return bytes(head)
-
-
-def _salvage(db: sqlite3.Connection) -> tuple[list[tuple], int]:
-    """Rows one by one by id, so a bad page costs only its own rows. Ids come from the table and
-    from the label index (either may be the damaged part), scanned until they fail."""
-    ids: set[int] = set()
-    for q in ("SELECT id FROM examples ORDER BY id", "SELECT id FROM examples ORDER BY id DESC",
-              "SELECT id FROM examples INDEXED BY examples_label", "SELECT id FROM examples INDEXED BY examples_session"):
-        try:
-            for (i,) in db.execute(q):
-                ids.add(int(i))
-        except sqlite3.DatabaseError:
-            continue
-    rows, unreadable = [], 0
-    for i in sorted(ids):
-        try:
-            row = db.execute("SELECT id, label, window, created, source, session FROM examples WHERE id = ?",
-                             (i,)).fetchone()
-        except sqlite3.DatabaseError:
-            unreadable += 1
-            continue
-        if row is None or not isinstance(row[1], str) or not isinstance(row[2], bytes) or len(row[2]) != WINDOW_BYTES:
-            unreadable += 1
-            continue
-        rows.append(row)
-    return rows, unreadable
-
-
-_ZIP_MAGIC = b"PK\x03\x04"
-NPZ_FORMAT = "x [N,3,232] float32 dB, y [N] int, labels [K] str"
-
-
-def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """A seed-format dataset, checked: one-line errors naming the key that is wrong."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
-        raise StoreError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if magic != _ZIP_MAGIC:
-        # NOTE: np.load would answer a text file with its message about pickled data.
-        raise StoreError(f"{path}: not a dataset file; accepted: a .npz ({NPZ_FORMAT}) or a TF.js "
-                         "speech-commands dataset (TFJSSCDS .bin, as the browser codelab saves)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("x", "y", "labels") if k not in data.files]
-            if missing:
-                raise StoreError(f"{path}: missing key(s) {', '.join(missing)}; expected {NPZ_FORMAT}")
-            x, y, labels = data["x"], data["y"], tuple(str(s) for s in data["labels"])
-    except StoreError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise StoreError(f"{path}: not a readable .npz ({exc}); expected {NPZ_FORMAT}") from None
-    if x.ndim != 3 or x.shape[1:] != WINDOW_SHAPE:
-        raise StoreError(f"{path}: x has shape {list(x.shape)}, expected [N, {NUM_FRAMES}, {NUM_BINS}]")
-    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-        raise StoreError(f"{path}: y must be [N={x.shape[0]}] integers, got {y.dtype} {list(y.shape)}")
-    if len(y) and (y.min() < 0 or y.max() >= len(labels)):
-        raise StoreError(f"{path}: y holds class {int(y.max())} but labels has only {len(labels)} entries")
-    if not np.all(np.isfinite(x)):
-        raise StoreError(f"{path}: x holds NaN or infinite values")
-    return x.astype(np.float32, copy=False), y.astype(np.int64), labels
+def _claim_import(db: sqlite3.Connection, digest: str, path: str | Path, session: str) -> None:
+    """Refuse a file whose content is already in the store (importing twice doubled every example).
+    A hash whose session is gone (cleared) no longer counts."""
+    # NOTE: created here, not in _SCHEMA: a store that never imported has no such table, and an
+    # older store gains it on its first import.
+    db.execute(_IMPORTS_TABLE)
+    row = db.execute("SELECT session, created FROM imports WHERE hash = ?", (digest,)).fetchone()
+    if row and db.execute("SELECT 1 FROM examples WHERE session = ? LIMIT 1", (row[0],)).fetchone():
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row[1]))
+        raise StoreError(f"{path}: already imported on {when} as session {row[0]}; "
+                         f"`edge-slider dataset clear --session {row[0]}` to redo")
+    db.execute("INSERT OR REPLACE INTO imports(hash, session, created, name) VALUES (?,?,?,?)",
+               (digest, session, time.time(), str(path)))
 
 
 def _blob(window: np.ndarray) -> bytes:

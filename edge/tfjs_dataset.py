@@ -37,7 +37,7 @@ def is_tfjs_dataset(path: str | Path) -> bool:
 
 
 def read_tfjs_dataset(path: str | Path, background: str | None, db_floor: float = -160.0):
-    """→ (x [N,3,232] float32 dB, y [N] int, labels tuple), like ``store.read_npz``."""
+    """→ (x [N,3,232] float32 dB, y [N] int, labels tuple), like ``npz_dataset.read_npz``."""
     path = Path(path)
     try:
         data = path.read_bytes()

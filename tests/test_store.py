@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from edge.errors import StoreError
-from edge.store import ExampleStore, read_npz
+from edge.npz_dataset import read_npz
+from edge.store import ExampleStore
 
 
 def windows(n, value=0.0):
@@ -224,7 +225,7 @@ def test_damaged_header_names_the_fix(tmp_path):
 
 @pytest.mark.parametrize("damage", ["page", "header"])
 def test_recover_salvages_readable_rows_and_keeps_the_damaged_file(tmp_path, damage):
-    from edge.store import recover_store
+    from edge.store_recovery import recover_store
     p = _filled(tmp_path)
     if damage == "page":
         _corrupt_page(p)

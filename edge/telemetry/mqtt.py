@@ -47,7 +47,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.config import MqttSettings
 from edge.control import DeviceControl
 from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, Event, ExamplesCollected,
-                         ExamplesDeleted, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
+                         ExamplesDeleted, ExamplesMoved, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
                          TrainingFinished, TrainingProgress)
 from edge.telemetry import commands, homeassistant, messages
 from edge.telemetry.messages import Topics
@@ -80,9 +80,10 @@ STOP_FLUSH_S = 2.0
 """stop(): how long to wait for the queue and the retained 'offline' to reach the broker."""
 
 #: Events that change what the retained state shows.
-STATE_EVENTS = (ModeChanged, ModelChanged, PositionChanged, ExamplesCollected, ExamplesDeleted, TrainingFinished)
+STATE_EVENTS = (ModeChanged, ModelChanged, PositionChanged, ExamplesCollected, ExamplesDeleted, ExamplesMoved,
+                TrainingFinished)
 #: Events published on the ``event`` topic.
-EVENT_TOPIC_EVENTS = (ExamplesCollected, ExamplesDeleted, Refused, ErrorOccurred, ModelChanged, ModeChanged,
+EVENT_TOPIC_EVENTS = (ExamplesCollected, ExamplesDeleted, ExamplesMoved, Refused, ErrorOccurred, ModelChanged, ModeChanged,
                       CollectionStarted, DecisionMade, FalseMoveMarked)
 
 

@@ -80,8 +80,7 @@ STOP_FLUSH_S = 2.0
 """stop(): how long to wait for the queue and the retained 'offline' to reach the broker."""
 
 #: Events that change what the retained state shows.
-STATE_EVENTS = (ModeChanged, ModelChanged, PositionChanged, ExamplesCollected, ExamplesDeleted, ExamplesMoved,
-                TrainingFinished)
+STATE_EVENTS = (ModeChanged, ModelChanged, PositionChanged, ExamplesCollected, ExamplesDeleted, ExamplesMoved, TrainingFinished)
 #: Events published on the ``event`` topic.
 EVENT_TOPIC_EVENTS = (ExamplesCollected, ExamplesDeleted, ExamplesMoved, Refused, ErrorOccurred, ModelChanged, ModeChanged,
                       CollectionStarted, DecisionMade, FalseMoveMarked)

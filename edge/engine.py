@@ -425,6 +425,24 @@ class Engine(LoopActor):
         self.bus.publish(ModelChanged(version, tuple(self.classifier.labels), None))
         return {"version": version}
 
+    # ------------------------------------------------------------------ the service's (loop thread)
+    def begin(self) -> None:
+        """At start, on the loop thread: listen if a model serves and ``listen.autostart``; else show the mode."""
+        if self._can_listen() and self.config.listen.autostart:
+            self._listen(True)
+        else:
+            self._set_mode(self.mode)
+
+    def on_button(self, action: str, label: str | None = None) -> dict[str, Any]:
+        """A button's request, on the loop thread (the service queues it from gpiozero's threads):
+        ``press``/``release`` a class button, ``train``, ``discard`` the last hold, ``toggle`` listening."""
+        ops: dict[str, Callable[[], dict[str, Any]]] = {
+            "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self._stop_collection(label),
+            "train": self._train, "discard": self._discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
+        if action not in ops:
+            raise CommandError(f"unknown button action {action!r}")
+        return ops[action]()
+
     # ------------------------------------------------------------------ DeviceControl (any thread)
     @property
     def labels(self) -> tuple[str, ...]:

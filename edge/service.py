@@ -172,15 +172,12 @@ class Service:
         from edge.device import buttons as b
         engine = self.engine
         actions = {
-            b.CollectPressed: lambda e: engine._press_collect(e.label, "button"),
-            b.CollectReleased: lambda e: engine._stop_collection(e.label),
-            b.TrainRequested: lambda e: engine._train(),
-            b.DiscardRequested: lambda e: engine._discard_last(),
-            b.ListenToggled: lambda e: engine._listen(engine.mode != "listening"),
+            b.CollectPressed: "press", b.CollectReleased: "release", b.TrainRequested: "train",
+            b.DiscardRequested: "discard", b.ListenToggled: "toggle",
         }
-        fn = actions.get(type(event))
-        if fn is not None:
-            engine.call(_quietly, fn, event, wait=False)
+        action = actions.get(type(event))
+        if action is not None:
+            engine.call(_quietly, engine.on_button, action, getattr(event, "label", None), wait=False)
 
     def _audio_health(self) -> dict:
         return {"overruns": self.ring.overruns, "source": self.source.describe(),
@@ -199,10 +196,7 @@ class Service:
             self.telemetry.start()
         engine.start_reporting()          # start-up problems: now MQTT's queue is there to carry them
         self._start_source()
-        if engine._can_listen() and self.config.listen.autostart:
-            engine._listen(True)
-        else:
-            engine._set_mode(engine.mode)
+        engine.begin()
         self.notifier.ready()
         log.info("edge-slider %s running: source %s, model %s, mode %s", __version__, self.source.describe(),
                  getattr(engine.classifier, "version", None), engine.mode)
@@ -290,10 +284,10 @@ class Service:
         self.close()
 
 
-def _quietly(fn, event) -> None:
+def _quietly(fn, *args) -> None:
     """Button actions have no caller to answer: refusals are already reported as events."""
     try:
-        fn(event)
+        fn(*args)
     except EdgeError as exc:
         log.debug("button action refused: %s", exc)
 

@@ -191,7 +191,7 @@ def cmd_listen(args, config: Config) -> int:
                     reader_gone.append(True)
 
         engine.bus.subscribe(on_event)
-        engine._listen(True)
+        engine.set_listening(True)
         hop = 1024
         t0 = time.monotonic()
         done = 0

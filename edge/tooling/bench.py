@@ -127,7 +127,7 @@ def measure_pipeline(cfg: Config, n_seconds: float = 30.0, mqtt: bool = False) -
             deadline = time.monotonic() + 5
             while not svc.telemetry.connected and time.monotonic() < deadline:
                 time.sleep(0.05)
-        engine._listen(True)
+        engine.set_listening(True)
         trace = Trace()
         svc.bus.subscribe(trace)
         predictions: list = []
@@ -193,7 +193,7 @@ def measure_telemetry_cost(cfg: Config, n_seconds: float) -> dict[str, Any]:
 
                 svc.bus.unsubscribe(tel.on_event)
                 svc.bus.subscribe(timed)
-                svc.engine._listen(True)
+                svc.engine.set_listening(True)
                 per_hop: list[float] = []
                 hop_total = paced_hops(svc, scene, n_seconds, lambda: spent.__setitem__(0, 0.0),
                                        lambda: per_hop.append(spent[0] * 1e6))
@@ -411,7 +411,7 @@ def measure_false_moves(state_dir: Path, progress: Callable[[str], None] = print
 
     def moves(cfg, samples) -> list:
         with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False, buttons=False)) as svc:
-            svc.engine._listen(True)
+            svc.engine.set_listening(True)
             trace = Trace()
             svc.bus.subscribe(trace)
             feed(svc, samples)

@@ -28,10 +28,7 @@ from typing import Any, Callable
 
 import pytest
 
-from edge.config import Config
-from edge.tooling.demo import TRAIN_SCENES, hold_button, press_button, wait_training
-from edge.audio import synth
-from edge.service import RunOptions, Service
+from tests.trained import teach_by_buttons
 from tests.brokers import *  # noqa: F401,F403 - fixtures
 from tests.brokers import Broker, free_port
 
@@ -52,15 +49,7 @@ BAD_LOG = re.compile(r"deprecat|Template variable|TemplateError|template.*(warni
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A state dir with a trained model (taught with the mock buttons, no MQTT)."""
-    root = tmp_path_factory.mktemp("trained")
-    cfg = Config().replace("device", state_dir=str(root / "state")).replace("mqtt", enabled=False)
-    with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as service:
-        for i, (label, script) in enumerate(TRAIN_SCENES.items()):
-            hold_button(service, cfg.class_spec(label).button, synth.render(script, seed=10 + i)[0])
-        press_button(service, cfg.buttons.train)
-        wait_training(service)
-        assert service.engine.classifier is not None
-    return root / "state"
+    return teach_by_buttons(tmp_path_factory.mktemp("trained"))
 
 
 def retain_legacy_configs(broker: Broker) -> list[str]:

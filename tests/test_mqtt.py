@@ -27,7 +27,8 @@ from paho.mqtt.properties import Properties
 
 from edge.audio import synth
 from edge.config import SAMPLE_RATE, Config, MqttSettings
-from edge.tooling.demo import TEST_SCENE, TRAIN_SCENES, feed, hold_button, press_button, wait_training
+from tests.trained import teach_by_buttons
+from edge.tooling.demo import TEST_SCENE, TRAIN_SCENES, feed, press_button, wait_training
 from edge.errors import StateError
 from edge.events import DecisionMade, ModeChanged, PredictionMade
 from edge.service import RunOptions, Service
@@ -173,15 +174,7 @@ def connack(broker, **auth) -> int:
 @pytest.fixture(scope="module")
 def trained_state(tmp_path_factory) -> Path:
     """A state dir with a trained model (taught with the mock buttons, no MQTT)."""
-    root = tmp_path_factory.mktemp("trained")
-    cfg = Config().replace("device", state_dir=str(root / "state")).replace("mqtt", enabled=False)
-    with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as service:
-        for i, (label, script) in enumerate(TRAIN_SCENES.items()):
-            hold_button(service, cfg.class_spec(label).button, synth.render(script, seed=10 + i)[0])
-        press_button(service, cfg.buttons.train)
-        wait_training(service)
-        assert service.engine.classifier is not None
-    return root / "state"
+    return teach_by_buttons(tmp_path_factory.mktemp("trained"))
 
 
 # ---------------------------------------------------------------------- unit: queue, rate limit, discovery

@@ -10,7 +10,8 @@ REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
 
 SERVICE=edge-slider
 USER_NAME=edge-slider
-PIWHEELS=https://www.piwheels.org/simple
+# EDGE_PIWHEELS= (empty) drops the extra index: CI's emulated roots cannot reach piwheels.
+PIWHEELS=${EDGE_PIWHEELS-https://www.piwheels.org/simple}
 CONFIG_DIR=/etc/edge-slider
 STATE_DIR=/var/lib/edge-slider
 UNIT_PATH=/etc/systemd/system/$SERVICE.service
@@ -195,7 +196,7 @@ fi
 EXTRA_INDEX=()
 case "$ARCH" in
   aarch64|arm64) ARCH=aarch64; EXTRAS=pi,litert ;;
-  armv7l|armhf|armv8l) ARCH=armv7l; EXTRAS=pi,tflite; EXTRA_INDEX=(--extra-index-url "$PIWHEELS") ;;
+  armv7l|armhf|armv8l) ARCH=armv7l; EXTRAS=pi,tflite; [ -n "$PIWHEELS" ] && EXTRA_INDEX=(--extra-index-url "$PIWHEELS") ;;
   x86_64|amd64) ARCH=x86_64; EXTRAS=pi,litert ;;
   armv6l) die "armv6l (Pi Zero / Pi 1) is not supported: no TFLite runtime wheel exists for it" ;;
   *) die "unsupported architecture '$ARCH' (use --arch aarch64|armv7l|x86_64)" ;;

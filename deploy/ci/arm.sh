@@ -128,8 +128,8 @@ from edge.audio.wavfile import write_wav
 out = sys.argv[1]
 for name, kind in (("left", "snap"), ("right", "whistle"), ("noise", "babble")):
     for i in range(3):
-        write_wav(f"{out}/{name}{i}.wav", render(f"{kind} 0.3, silence 0.6, " * 5, seed=10 * i + len(name))[0])
-write_wav(f"{out}/test.wav", render("silence 1, snap 0.3, silence 1.5, whistle 0.4, silence 1.5, " * 4, seed=99)[0])
+        write_wav(f"{out}/{name}{i}.wav", render(f"{kind}:0.3, silence:0.6, " * 5, seed=10 * i + len(name))[0])
+write_wav(f"{out}/test.wav", render("silence:1, snap:0.3, silence:1.5, whistle:0.4, silence:1.5, " * 4, seed=99)[0])
 EOF
   chmod -R a+rX "$MERGED/tmp/wav"
   local es="$venv/bin/edge-slider --state-dir /tmp/rt"

@@ -131,16 +131,17 @@ for name, kind in (("left", "snap"), ("right", "whistle"), ("noise", "babble")):
         write_wav(f"{out}/{name}{i}.wav", render(f"{kind}:0.3, silence:0.6, " * 5, seed=10 * i + len(name))[0])
 write_wav(f"{out}/test.wav", render("silence:1, snap:0.3, silence:1.5, whistle:0.4, silence:1.5, " * 4, seed=99)[0])
 EOF
+  cp "$REPO/tests/data/seed-test.npz" "$MERGED/tmp/wav/"
   chmod -R a+rX "$MERGED/tmp/wav"
   local es="$venv/bin/edge-slider --state-dir /tmp/rt"
   roundtrip() {
     as_user sh -c "
       for c in left right noise; do $es collect --label \$c --from-wav /tmp/wav/\$c*.wav || exit 1; done
-      $es train && $es listen --from-wav /tmp/wav/test.wav && $es spectrogram /tmp/wav/test.wav
-      $es model evaluate" >"$run/roundtrip.log" 2>&1 || { tail -20 "$run/roundtrip.log" >&2; return 1; }
+      $es train && $es listen --from-wav /tmp/wav/test.wav && $es spectrogram --from-wav /tmp/wav/test.wav
+      $es model evaluate --dataset /tmp/wav/seed-test.npz" >"$run/roundtrip.log" 2>&1 || { tail -20 "$run/roundtrip.log" >&2; return 1; }
     grep -Eqi "left|right" "$run/roundtrip.log" || { log "no decision in the listen output"; return 1; }
   }
-  step "collect/train/listen/spectrogram on 8-13 s WAVs" roundtrip
+  step "collect/train/listen/spectrogram on 4.5-19 s WAVs" roundtrip
   # The suite, from the staged checkout, against the installed package.
   mkdir -p "$MERGED/tmp/src"
   tar -C "$REPO" --exclude=.git --exclude='.venv*' --exclude=state --exclude=__pycache__ -cf - tests setup.cfg pyproject.toml \

@@ -196,7 +196,7 @@ fi
 EXTRA_INDEX=()
 case "$ARCH" in
   aarch64|arm64) ARCH=aarch64; EXTRAS=pi,litert ;;
-  armv7l|armhf|armv8l) ARCH=armv7l; EXTRAS=pi,tflite; [ -n "$PIWHEELS" ] && EXTRA_INDEX=(--extra-index-url "$PIWHEELS") ;;
+  armv7l|armhf|armv8l) ARCH=armv7l; EXTRAS=pi,tflite; if [ -n "$PIWHEELS" ]; then EXTRA_INDEX=(--extra-index-url "$PIWHEELS"); fi ;;
   x86_64|amd64) ARCH=x86_64; EXTRAS=pi,litert ;;
   armv6l) die "armv6l (Pi Zero / Pi 1) is not supported: no TFLite runtime wheel exists for it" ;;
   *) die "unsupported architecture '$ARCH' (use --arch aarch64|armv7l|x86_64)" ;;

@@ -118,7 +118,7 @@ def test_unit_security_exposure(tmp_path):
 # (c) shellcheck
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("script", ["deploy/install.sh", ".ci/run", "deploy/dev.sh", "deploy/ci/arm.sh"])
+@pytest.mark.parametrize("script", ["deploy/install.sh", ".ci/run", "deploy/dev.sh", "deploy/ci/arm.sh", "deploy/ci/homeassistant.sh"])
 def test_shellcheck(script):
     shellcheck = _need("shellcheck")
     res = _run([shellcheck, "--shell=bash", "--severity=style", str(REPO / script)])

@@ -15,6 +15,8 @@
 # Fails on any failure. Emulation is 10-25x slower than native: the times printed are emulated
 # times of this machine, not Raspberry Pi times. Needs root (debootstrap, chroot, mount).
 set -euo pipefail
+# shellcheck source=deploy/ci/chroot.sh disable=SC1091 # followed with shellcheck -x
+. "$(dirname "$0")/chroot.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${EDGE_CI_CACHE:-/var/cache/edge-slider-ci}/roots
 MIRROR=${EDGE_ARM_MIRROR:-http://deb.debian.org/debian}
@@ -71,11 +73,7 @@ base_root() {  # prints the ready base root's path
   rm -rf "$dir.tmp"; mkdir -p "$CACHE"
   debootstrap --arch="$arch" --variant=minbase --include="$pkgs" "$SUITE" "$dir.tmp" "$MIRROR" \
     >"$dir.log" 2>&1 || { tail -5 "$dir.log" >&2; die "$arch: debootstrap failed (log $dir.log)"; }
-  # NOTE: this machine reaches PyPI through a proxy whose CA only the host trusts.
-  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-    cp /usr/local/share/ca-certificates/*.crt "$dir.tmp/usr/local/share/ca-certificates/"
-    chroot "$dir.tmp" update-ca-certificates >/dev/null 2>&1
-  fi
+  trust_host_cas "$dir.tmp"
   touch "$dir.tmp/.ready"; rm -rf "$dir"; mv "$dir.tmp" "$dir"
   echo "$dir"
 }
@@ -87,11 +85,7 @@ unmount_all() {  # unmount everything under $1, deepest first
     umount -l "$m" 2>/dev/null || true
   done
 }
-in_root() {
-  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    chroot "$MERGED" "$@"
-}
+in_root() { clean_chroot "$MERGED" "$@"; }
 as_user() { in_root runuser -u edge-slider -- env HOME=/var/lib/edge-slider "$@"; }
 step() {  # step NAME CMD...: run, time, say
   local name=$1 t0=$SECONDS; shift

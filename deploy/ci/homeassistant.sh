@@ -17,10 +17,9 @@ MIRROR=${EDGE_HA_MIRROR:-http://deb.debian.org/debian}
 CACHE=${EDGE_CI_CACHE:-/var/cache/edge-slider-ci}
 ROOT="$CACHE/ha-forky-$HA_VERSION"
 log() { echo "homeassistant.sh: $*" >&2; }
-# A clean environment in the root: the host's PIP_FIND_LINKS, PIP_CERT etc. name host paths.
-in_root() { env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-  PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-  UV_NATIVE_TLS=1 chroot "$TMP" "$@"; }
+# shellcheck source=deploy/ci/chroot.sh disable=SC1091 # followed with shellcheck -x
+. "$(dirname "$0")/chroot.sh"
+in_root() { clean_chroot "$TMP" env UV_NATIVE_TLS=1 "$@"; }
 # NOTE: UV_NATIVE_TLS: HA installs integration requirements with uv, whose built-in (webpki) roots
 # lack this machine's proxy CA ("invalid peer certificate: UnknownIssuer"); native TLS reads the root's store.
 
@@ -40,12 +39,7 @@ debootstrap --variant=minbase --include=python3,python3-venv,python3-dev,ca-cert
   forky "$TMP" "$MIRROR" /usr/share/debootstrap/scripts/sid >"$CACHE/debootstrap-ha.log" 2>&1 \
   || { log "debootstrap failed, see $CACHE/debootstrap-ha.log"; tail -5 "$CACHE/debootstrap-ha.log" >&2; exit 1; }
 cp /etc/resolv.conf "$TMP/etc/resolv.conf"
-# NOTE: this machine reaches PyPI through a proxy whose CA only the host trusts (a bare root's pip
-# fails with "self-signed certificate in certificate chain"): hand the root the host's extra CAs.
-if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-  cp /usr/local/share/ca-certificates/*.crt "$TMP/usr/local/share/ca-certificates/"
-  in_root update-ca-certificates >/dev/null 2>&1
-fi
+trust_host_cas "$TMP"
 log "pip install homeassistant==$HA_VERSION"
 in_root python3 -m venv /opt/ha
 in_root /opt/ha/bin/pip install -q "homeassistant==$HA_VERSION" >&2

@@ -24,6 +24,7 @@ import numpy as np
 from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE
 from edge.errors import ModelError
 from edge.model import network as net
+from edge.model.fp_mode import preserved_fp_env
 from edge.model.runtime import interpreter_class
 from edge.model.tflite_meta import METADATA_NAME, read_metadata_entries
 
@@ -91,8 +92,9 @@ class Classifier:
         self.size = len(data)
         Interpreter, self.runtime = interpreter_class()
         try:
-            self._it = Interpreter(model_content=data, num_threads=num_threads)
-            self._it.allocate_tensors()
+            with preserved_fp_env():   # the runtime's libraries may load lazily, here
+                self._it = Interpreter(model_content=data, num_threads=num_threads)
+                self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{name}: the TFLite runtime refused it ({str(exc).splitlines()[0]})") from None
         ins, outs = self._it.get_input_details(), self._it.get_output_details()

@@ -7,10 +7,16 @@ tflite-runtime is the only runtime with a 32-bit (armv7l) wheel, and it needs nu
 from __future__ import annotations
 
 from edge.errors import RuntimeMissing
+from edge.model.fp_mode import preserved_fp_env
 
 
 def interpreter_class():
     """(Interpreter class, runtime name)."""
+    with preserved_fp_env():   # NOTE: the armv7l wheel switches on flush-to-zero as it loads
+        return _import_interpreter()
+
+
+def _import_interpreter():
     try:
         from ai_edge_litert.interpreter import Interpreter
         return Interpreter, "litert"

@@ -124,18 +124,23 @@ for name, kind in (("left", "snap"), ("right", "whistle"), ("noise", "babble")):
     for i in range(3):
         write_wav(f"{out}/{name}{i}.wav", render(f"{kind}:0.3, silence:0.6, " * 5, seed=10 * i + len(name))[0])
 write_wav(f"{out}/test.wav", render("silence:1, snap:0.3, silence:1.5, whistle:0.4, silence:1.5, " * 4, seed=99)[0])
+from edge.tooling.measure import SEED_CLASSES_TOML
+open(f"{out}/seed.toml", "w").write(SEED_CLASSES_TOML)   # the seed data's classes: low, mid, noise
 EOF
-  cp "$REPO/tests/data/seed-test.npz" "$MERGED/tmp/wav/"
+  cp "$REPO/tests/data/seed-train.npz" "$REPO/tests/data/seed-test.npz" "$MERGED/tmp/wav/"
   chmod -R a+rX "$MERGED/tmp/wav"
   local es="$venv/bin/edge-slider --state-dir /tmp/rt"
+  local seed="$venv/bin/edge-slider --config /tmp/wav/seed.toml --state-dir /tmp/seed"
   roundtrip() {
-    as_user sh -c "
+    as_user sh -c "set -e
       for c in left right noise; do $es collect --label \$c --from-wav /tmp/wav/\$c*.wav || exit 1; done
       $es train && $es listen --from-wav /tmp/wav/test.wav && $es spectrogram --from-wav /tmp/wav/test.wav
-      $es model evaluate --dataset /tmp/wav/seed-test.npz" >"$run/roundtrip.log" 2>&1 || { tail -20 "$run/roundtrip.log" >&2; return 1; }
+      $seed train --dataset /tmp/wav/seed-train.npz && $seed model evaluate --dataset /tmp/wav/seed-test.npz" \
+      >"$run/roundtrip.log" 2>&1 || { tail -20 "$run/roundtrip.log" >&2; return 1; }
     grep -Eqi "left|right" "$run/roundtrip.log" || { log "no decision in the listen output"; return 1; }
+    grep -q "precision" "$run/roundtrip.log" || { log "no per-class figures from model evaluate"; return 1; }
   }
-  step "collect/train/listen/spectrogram on 4.5-19 s WAVs" roundtrip
+  step "collect/train/listen/spectrogram on 4.5-19 s WAVs, train/evaluate on the seed data" roundtrip
   # The suite, from the staged checkout, against the installed package.
   mkdir -p "$MERGED/tmp/src"
   tar -C "$REPO" --exclude=.git --exclude='.venv*' --exclude=state --exclude=__pycache__ -cf - tests setup.cfg pyproject.toml \

@@ -63,3 +63,22 @@ def test_bench_data_defaults_to_the_copies_in_tests_data(monkeypatch, tmp_path):
     (tmp_path / "seed-train.npz").write_bytes(b"")
     monkeypatch.setenv("EDGE_SLIDER_BENCH_DIR", str(tmp_path))
     assert default_bench_dir() == tmp_path
+
+
+def test_machine_says_when_qemu_user_runs_the_bench():
+    """Emulated seconds must never be reported as a Pi's: qemu-user shows the host's /proc/cpuinfo."""
+    from edge.tooling.machine import machine
+    x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2\n"
+    pi4 = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nModel\t: Raspberry Pi 4\n"
+    assert machine("aarch64", x86)["machine"] == "aarch64 (emulated by qemu-user on x86_64)"
+    assert machine("armv7l", x86)["machine"] == "armv7l (emulated by qemu-user on x86_64)"
+    assert machine("aarch64", pi4)["machine"] == "aarch64 (native)"
+    assert machine("x86_64", x86) == {"machine": "x86_64 (native)", "cpu": "AMD EPYC"}
+
+
+def test_the_counted_loop_runs_the_real_listening_pipeline(tmp_path):
+    """`bench --instructions` counts this loop under valgrind; it must drive the real device."""
+    from edge.tooling.bench import train_demo_model
+    from edge.tooling.hop_cost import run_hops
+    train_demo_model(tmp_path)
+    run_hops(tmp_path, 40)

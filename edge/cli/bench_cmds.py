@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--soak", type=float, metavar="MIN", help="instead: run the daemon for MIN minutes under a fake "
                    "systemd watchdog with a private broker (trainings, a 60 s broker outage) and report "
                    "memory growth, overruns and watchdog gaps")
+    p.add_argument("--instructions", action="store_true", help="instead: count CPU instructions per hop of the "
+                   "listening pipeline under valgrind (machine-independent; ~2 min) and estimate a Pi 4 and a "
+                   "Pi Zero 2 W from them")
     room = p.add_argument_group("room benchmark (issue 12)")
     room.add_argument("--room", action="store_true", help="instead: teach like a user (button holds from Debian "
                       "sounds), then count recall and false servo moves in generated rooms; with --quick: 1 seed, "
@@ -36,6 +39,14 @@ def cmd_bench(args, config: Config) -> int:
     from edge.tooling.bench import default_bench_dir, format_table, run_bench
     if args.room:
         return _room(args, config)
+    if args.instructions:
+        from edge.tooling.hop_cost import measure_instructions
+        try:
+            figures = measure_instructions(progress=lambda m: print(m, file=sys.stderr, flush=True))
+        except RuntimeError as exc:
+            raise UsageError(f"--instructions: {exc}") from None
+        print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
+        return 0
     if args.soak is not None:
         if not 1 <= args.soak <= 24 * 60:
             raise UsageError("--soak MIN: between 1 and 1440 minutes")

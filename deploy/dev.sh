@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 # Debian packages the tests use: PortAudio headers (PyAudio builds from source), a real broker,
-# PulseAudio for real capture through a null sink, sound tools and packaged sounds nobody here made.
+# PulseAudio for real capture through a null sink, sound tools and packaged sounds nobody here made,
+# and Chromium for the web console's browser tests (Playwright drives it; it downloads no browser).
 APT_PACKAGES=(
   python3-venv portaudio19-dev
   mosquitto mosquitto-clients
@@ -18,6 +19,7 @@ APT_PACKAGES=(
   sox libsox-fmt-all espeak-ng alsa-utils sound-theme-freedesktop
   hedgewars-data ktuberling-data sonic-pi-samples
   shellcheck systemd debootstrap
+  chromium
 )
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }

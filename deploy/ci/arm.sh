@@ -147,12 +147,16 @@ EOF
     | tar -C "$MERGED/tmp/src" -xf -
   step "pip install pytest hypothesis jinja2 (test tools)" \
     in_root "$venv/bin/python" -m pip install -q pytest hypothesis jinja2
-  # NOTE: -p no:cacheprovider: the checkout copy is read-only for the service user's tests.
+  # NOTE: -p no:cacheprovider: the checkout copy is read-only for the service user's tests. Left out:
+  # what checks the checkout's own layout (test_layout, the bench's tests/data lookup: the package here
+  # is installed from a wheel), what needs a host service or browser (deploy, HA, chromium), the room
+  # benchmark (Debian sound packages). No -x: one emulated run should show every failure.
   suite() {
-    in_root sh -c "cd /tmp/src && $venv/bin/python -m pytest -q -p no:cacheprovider -x \
-      -m 'not slow and not pulse and not mqtt and not ha' \
+    in_root sh -c "cd /tmp/src && $venv/bin/python -m pytest -q -p no:cacheprovider \
+      -m 'not slow and not pulse and not mqtt and not ha and not browser' \
       --ignore tests/test_deploy.py --ignore tests/test_homeassistant.py --ignore tests/test_layout.py \
-      --ignore tests/test_roombench.py" >"$run/pytest.log" 2>&1 || { tail -30 "$run/pytest.log" >&2; return 1; }
+      --ignore tests/test_roombench.py --ignore tests/test_web_browser.py \
+      --deselect tests/test_bench.py::test_bench_data_defaults_to_the_copies_in_tests_data" >"$run/pytest.log" 2>&1 || { tail -30 "$run/pytest.log" >&2; return 1; }
     tail -1 "$run/pytest.log" >&2
   }
   step "test suite (not slow/pulse/mqtt/ha)" suite

@@ -3,7 +3,8 @@
 #   deploy/dev.sh run  [edge-slider run args]   the device on simulated hardware: mock pins, synthetic
 #                                                audio, MQTT if a broker answers on localhost:1883
 #   deploy/dev.sh test [pytest args]            the whole test suite, in both TFLite environments:
-#                                                numpy 2 + ai-edge-litert, then numpy<2 + tflite-runtime
+#                                                numpy 2 + ai-edge-litert, then numpy<2 + tflite-runtime;
+#                                                without args also the emulated ARM job (deploy/ci/arm.sh)
 #   deploy/dev.sh setup                         only install
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,7 +92,18 @@ case "$cmd" in
     log "tests: numpy<2 + tflite-runtime (the 32-bit Pi environment)"
     "$ROOT/.venv-tflite/bin/python" -m pytest \
       --deselect tests/test_deploy.py::test_install_into_debootstrap_root \
-      --ignore tests/test_homeassistant.py "$@" ;;
+      --ignore tests/test_homeassistant.py --ignore tests/test_web_browser.py "$@"
+    # The emulated Raspberry Pi job: install.sh, demo, a round trip and the suite in arm64 and armhf
+    # bookworm roots under qemu 10 (~25 min warm, both in parallel). Only for the whole suite (no
+    # pytest args), so a developer's `dev.sh test tests/test_x.py` stays quick.
+    if [ $# -eq 0 ] && [ "${EDGE_TEST_ARM:-1}" = 1 ]; then
+      if [ "$(id -u)" -eq 0 ]; then
+        log "ARM: deploy/ci/arm.sh (emulated arm64 + armhf; EDGE_TEST_ARM=0 leaves it out)"
+        bash "$ROOT/deploy/ci/arm.sh"
+      else
+        log "ARM job NOT run: it needs root (sudo deploy/ci/arm.sh); nothing was proven on ARM"
+      fi
+    fi ;;
   *)
     echo "usage: deploy/dev.sh run|test|setup [args]" >&2; exit 2 ;;
 esac

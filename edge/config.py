@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 from edge.errors import ConfigError
 from edge.statedir import StateDir
+from edge.web.settings import WebSettings
 
 ENV_PREFIX = "EDGE_SLIDER_"
 CONFIG_ENV = "EDGE_SLIDER_CONFIG"
@@ -327,6 +328,7 @@ class Config:
     slider: SliderSettings = SliderSettings()
     mqtt: MqttSettings = MqttSettings()
     service: ServiceSettings = ServiceSettings()
+    web: WebSettings = WebSettings()
     source_path: str = ""
     """The file this config was read from ('' = built-in defaults)."""
 
@@ -370,7 +372,7 @@ class Config:
 _SECTION_TYPES = {
     "device": DeviceSettings, "audio": AudioSettings, "frontend": FrontendSettings, "collect": CollectSettings,
     "train": TrainSettings, "listen": ListenSettings, "buttons": ButtonSettings, "slider": SliderSettings,
-    "mqtt": MqttSettings, "service": ServiceSettings,
+    "mqtt": MqttSettings, "service": ServiceSettings, "web": WebSettings,
 }
 
 

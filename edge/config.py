@@ -369,16 +369,13 @@ class Config:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
-_SECTION_TYPES = {
-    "device": DeviceSettings, "audio": AudioSettings, "frontend": FrontendSettings, "collect": CollectSettings,
-    "train": TrainSettings, "listen": ListenSettings, "buttons": ButtonSettings, "slider": SliderSettings,
-    "mqtt": MqttSettings, "service": ServiceSettings, "web": WebSettings,
-}
+_SECTION_TYPES = {"device": DeviceSettings, "audio": AudioSettings, "frontend": FrontendSettings,
+                  "collect": CollectSettings, "train": TrainSettings, "listen": ListenSettings, "buttons": ButtonSettings,
+                  "slider": SliderSettings, "mqtt": MqttSettings, "service": ServiceSettings, "web": WebSettings}
 
 
 def _field_type(cls: type, name: str) -> type:
-    hints = typing.get_type_hints(cls)
-    return hints[name]
+    return typing.get_type_hints(cls)[name]
 
 
 def _coerce(value: Any, typ: type, where: str, problems: list[str], from_text: bool) -> Any:

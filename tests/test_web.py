@@ -12,17 +12,18 @@ import pytest
 from edge.config import Config, load_config
 from edge.errors import ConfigError
 from edge.service import RunOptions, Service
-from tests.trained import teach_by_buttons
+from tests.trained import FAST_TRAIN, teach_by_buttons
 
 
 @pytest.fixture(scope="module")
 def trained_web_state(tmp_path_factory):
-    return teach_by_buttons(tmp_path_factory.mktemp("web-trained"))
+    return teach_by_buttons(tmp_path_factory.mktemp("web-trained"), fast=True)
 
 
 def _config(tmp_path, token=""):
     return (Config().replace("device", state_dir=str(tmp_path / "state")).replace("mqtt", enabled=False)
-            .replace("web", listen="127.0.0.1:0", token=token))
+            .replace("web", listen="127.0.0.1:0", token=token).replace("train", **FAST_TRAIN)
+            .replace("listen", calibrated=False))
 
 
 class Running:
@@ -71,6 +72,14 @@ def test_page_state_and_bad_request(tmp_path):
         assert status == 400 and err["ok"] is False and "unknown label" in err["error"] and "\n" not in err["error"]
         status, body = dev.request("/api/command", {"nocommand": 1})
         assert status == 400 and '"command"' in json.loads(body)["error"]
+        for bad in ({"command": "fly"}, {"command": "listen", "on": "yes"}, {"command": "position", "value": 99}):
+            status, body = dev.request("/api/command", bad)
+            err = json.loads(body)
+            assert status == 400 and err["ok"] is False and err["error"] and "\n" not in err["error"], bad
+        req = urllib.request.Request(dev.base + "/api/command", data=b"{not json")
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(req, timeout=10)
+        assert exc.value.code == 400 and "not JSON" in json.loads(exc.value.read())["error"]
 
 
 def test_collect_through_the_console_counts_rise_then_delete(tmp_path):
@@ -114,5 +123,8 @@ def test_token_required_when_configured(tmp_path):
 
 
 def test_beyond_loopback_without_token_is_a_config_error():
-    with pytest.raises(ConfigError, match="web.token"):
+    with pytest.raises(ConfigError, match="web.token") as err:
         load_config(None, env={}, overrides={"web": {"listen": "0.0.0.0:8080"}})
+    assert "\n" not in str(err.value) and "127.0.0.1" in str(err.value)
+    assert load_config(None, env={}).web.listen == ""
+    assert load_config(None, env={}, overrides={"web": {"listen": "0.0.0.0:8080", "token": "t"}}).web.token == "t"

@@ -59,8 +59,14 @@ class WebConsole:
     def stop(self) -> None:
         with self._lock:
             for q in self._clients:
-                q.put_nowait(None)
-        self.httpd.shutdown()
+                try:
+                    q.put_nowait(None)
+                except queue.Full:
+                    pass
+        # NOTE: shutdown() waits for serve_forever to notice; it never returns if that never ran.
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread = None
         self.httpd.server_close()
 
     # ------------------------------------------------------------------ bus (loop thread)

@@ -1,0 +1,114 @@
+"""The web console in a real browser (Debian's chromium via Playwright) against a real Service
+on simulated hardware (issue 16). EDGE_SCREENSHOTS=1 also writes docs/console-*.png."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_web import Running, _config
+from tests.trained import teach_by_buttons
+
+pytestmark = pytest.mark.browser
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="module")
+def trained_state(tmp_path_factory):
+    return teach_by_buttons(tmp_path_factory.mktemp("browser-trained"), fast=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 420, "height": 1100})
+    pg = ctx.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    ctx.close()
+
+
+def _shot(page, name):
+    if os.environ.get("EDGE_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
+
+
+def _count(page, label):
+    return int(page.locator(f'#classes [data-label="{label}"] .count').inner_text())
+
+
+def test_hold_to_record_then_delete(tmp_path, page):
+    with Running(_config(tmp_path), script="snap, gap:0.2, whistle:0.3, gap:0.2") as dev:
+        label = dev.service.config.labels[0]
+        page.goto(dev.base + "/")
+        button = page.locator(f'#classes [data-label="{label}"]')
+        button.wait_for()
+        before = _count(page, label)
+        button.hover()
+        page.mouse.down()
+        page.wait_for_timeout(1500)
+        page.mouse.up()
+        page.wait_for_function(f'+document.querySelector(\'#classes [data-label="{label}"] .count\').textContent > {before}')
+        _shot(page, "collect")
+        page.locator(f'#counts button[data-label="{label}"]').click()
+        page.wait_for_function(f'document.querySelector(\'#classes [data-label="{label}"] .count\').textContent === "0"')
+
+
+def test_train_curve_and_listen_moves_slider(tmp_path, page, trained_state):
+    shutil.copytree(trained_state, tmp_path / "state")
+    with Running(_config(tmp_path)) as dev:
+        page.goto(dev.base + "/")
+        page.wait_for_function('document.getElementById("model").textContent === "1"')
+        page.click("#train")
+        page.wait_for_function('+document.getElementById("curve").dataset.points >= 2', timeout=60000)
+        page.wait_for_function('document.getElementById("model").textContent === "2"', timeout=60000)
+        assert page.locator("#acc").get_attribute("points")
+        _shot(page, "train")
+        if dev.service.engine.mode != "listening":
+            page.click("#listen")
+        page.wait_for_function('document.getElementById("listen").classList.contains("on")')
+        start = page.locator("#slider").input_value()
+        page.wait_for_function(f'document.getElementById("slider").value !== "{start}"', timeout=20000)
+        page.wait_for_function('document.getElementById("log").textContent.length > 0')
+        _shot(page, "listen")
+
+
+def test_token_missing_shows_unauthorized(tmp_path, page):
+    with Running(_config(tmp_path, token="s3cret")) as dev:
+        page.goto(dev.base + "/")   # the page itself is behind the token too: the server says why
+        assert "unauthorised" in page.content()
+        page.goto(dev.base + "/?token=wrong")
+        # NOTE: with the wrong token the server refuses the page too; the message is the server's.
+        assert "unauthorised" in page.content()
+        page.goto(dev.base + "/?token=s3cret")
+        page.locator("#classes button").first.wait_for()
+        assert page.locator("#err").inner_text() == ""
+
+
+def test_bad_request_shows_a_clear_error(tmp_path, page):
+    with Running(_config(tmp_path)) as dev:
+        page.goto(dev.base + "/")
+        page.locator("#classes button").first.wait_for()
+        page.click("#train")   # no examples: training is refused with the reason
+        page.wait_for_function('document.getElementById("err").textContent.length > 0')
+        assert "error" in page.locator("#err").inner_text().lower()
+        page.evaluate('cmd("collect", {label: "nope", action: "start"})')
+        page.wait_for_function('document.getElementById("err").textContent.includes("unknown label")')

@@ -115,7 +115,9 @@ def test_events_stream_and_listen_moves_slider(tmp_path, trained_web_state):
 
 def test_token_required_when_configured(tmp_path):
     with Running(_config(tmp_path, token="s3cret")) as dev:
+        assert dev.request("/")[0] == 200          # the static page: it shows "unauthorized" itself
         assert dev.request("/api/state")[0] == 401
+        assert dev.request("/api/events")[0] == 401
         assert dev.request("/api/command", {"command": "train"})[0] == 401
         assert dev.request("/api/state", token="wrong")[0] == 401
         assert dev.request("/api/state", token="s3cret")[0] == 200

@@ -93,14 +93,18 @@ def test_train_curve_and_listen_moves_slider(tmp_path, page, trained_state):
 
 def test_token_missing_shows_unauthorized(tmp_path, page):
     with Running(_config(tmp_path, token="s3cret")) as dev:
-        page.goto(dev.base + "/")   # the page itself is behind the token too: the server says why
-        assert "unauthorised" in page.content()
-        page.goto(dev.base + "/?token=wrong")
-        # NOTE: with the wrong token the server refuses the page too; the message is the server's.
-        assert "unauthorised" in page.content()
+        posts = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        for url in ("/", "/?token=wrong"):
+            page.goto(dev.base + url)
+            page.wait_for_function('document.getElementById("err").textContent.includes("unauthorized")')
+            assert page.locator("#train").is_disabled()
+            page.locator("#train").click(force=True)   # a disabled control does nothing
+            assert page.locator("#classes button").count() == 0
+        assert not posts and dev.service.engine.mode != "training"
         page.goto(dev.base + "/?token=s3cret")
         page.locator("#classes button").first.wait_for()
-        assert page.locator("#err").inner_text() == ""
+        assert page.locator("#err").inner_text() == "" and page.locator("#train").is_enabled()
 
 
 def test_bad_request_shows_a_clear_error(tmp_path, page):

@@ -140,12 +140,15 @@ class _Handler(BaseHTTPRequestHandler):
         return url.path, True
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        if urlsplit(self.path).path == "/":
+            # NOTE: the page is static and holds no data: served to anyone, so a visitor without the
+            # token gets the console's own "unauthorized" message instead of a bare JSON 401.
+            self._send(HTTPStatus.OK, self.console._page, "text/html; charset=utf-8")
+            return
         path, ok = self._check()
         if not ok:
             return
-        if path == "/":
-            self._send(HTTPStatus.OK, self.console._page, "text/html; charset=utf-8")
-        elif path == "/api/state":
+        if path == "/api/state":
             self._send(HTTPStatus.OK, _dumps(self.console.snapshot()))
         elif path == "/api/events":
             self._stream()

@@ -361,8 +361,8 @@ class Config:
     def redacted(self) -> dict[str, Any]:
         """The config as a dict, secrets replaced by '***', for logs."""
         out = dataclasses.asdict(self)
-        if out["mqtt"]["password"]:
-            out["mqtt"]["password"] = "***"
+        for section, key in (("mqtt", "password"), ("web", "token")):
+            out[section][key] = "***" if out[section][key] else ""
         return out
 
     def replace(self, section: str, **changes: Any) -> "Config":

@@ -66,7 +66,9 @@ def test_page_state_and_bad_request(tmp_path):
         status, page = dev.request("/")
         assert status == 200 and b"hold" not in page[:0] and b"<title>edge-slider" in page
         status, body = dev.request("/api/state")
-        assert status == 200 and set(json.loads(body)["labels"]) == set(dev.service.config.labels)
+        state = json.loads(body)
+        assert status == 200 and set(state["labels"]) == set(dev.service.config.labels)
+        assert state["mqtt"] == {"enabled": False, "connected": False} and state["rss_mb"] > 0
         status, body = dev.request("/api/command", {"command": "collect", "label": "nope", "action": "start"})
         err = json.loads(body)
         assert status == 400 and err["ok"] is False and "unknown label" in err["error"] and "\n" not in err["error"]

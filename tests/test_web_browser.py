@@ -3,6 +3,7 @@ on simulated hardware (issue 16). EDGE_SCREENSHOTS=1 also writes docs/console-*.
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,26 @@ def test_bad_request_shows_a_clear_error(tmp_path, page):
         assert "error" in page.locator("#err").inner_text().lower()
         page.evaluate('cmd("collect", {label: "nope", action: "start"})')
         page.wait_for_function('document.getElementById("err").textContent.includes("unknown label")')
+
+
+def test_leaving_the_button_stops_the_hold(tmp_path, page):
+    with Running(_config(tmp_path), script="snap, gap:0.2") as dev:
+        label = dev.service.config.labels[0]
+        page.goto(dev.base + "/")
+        button = page.locator(f'#classes [data-label="{label}"]')
+        button.hover()
+        page.mouse.down()
+        page.wait_for_function('document.querySelector("#classes .rec") !== null')
+        page.mouse.move(5, 5)      # off the button, still pressed: pointerleave ends the hold
+        page.wait_for_function('document.querySelector("#classes .rec") === null')
+        page.mouse.up()
+        assert _wait_mode(dev, "collecting", negate=True)
+
+
+def _wait_mode(dev, mode, negate=False, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if (dev.service.engine.mode == mode) != negate:
+            return True
+        time.sleep(0.1)
+    return False

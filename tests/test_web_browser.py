@@ -140,3 +140,21 @@ def _wait_mode(dev, mode, negate=False, timeout=10.0):
             return True
         time.sleep(0.1)
     return False
+
+
+def test_touch_hold_records_on_a_phone(tmp_path, browser):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = ctx.new_page()
+    try:
+        with Running(_config(tmp_path), script="snap, gap:0.2") as dev:
+            label = dev.service.config.labels[0]
+            page.goto(dev.base + "/")
+            box = page.locator(f'#classes [data-label="{label}"]').bounding_box()
+            point = [{"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}]
+            cdp = ctx.new_cdp_session(page)     # a real touch sequence: the page sees pointer events
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": point})
+            page.wait_for_timeout(1500)
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+            page.wait_for_function(f'+document.querySelector(\'#classes [data-label="{label}"] .count\').textContent > 0')
+    finally:
+        ctx.close()

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 from edge.errors import ConfigError
 from edge.statedir import StateDir
+from edge.web.settings import WebSettings
 
 ENV_PREFIX = "EDGE_SLIDER_"
 CONFIG_ENV = "EDGE_SLIDER_CONFIG"
@@ -327,6 +328,7 @@ class Config:
     slider: SliderSettings = SliderSettings()
     mqtt: MqttSettings = MqttSettings()
     service: ServiceSettings = ServiceSettings()
+    web: WebSettings = WebSettings()
     source_path: str = ""
     """The file this config was read from ('' = built-in defaults)."""
 
@@ -359,24 +361,21 @@ class Config:
     def redacted(self) -> dict[str, Any]:
         """The config as a dict, secrets replaced by '***', for logs."""
         out = dataclasses.asdict(self)
-        if out["mqtt"]["password"]:
-            out["mqtt"]["password"] = "***"
+        for section, key in (("mqtt", "password"), ("web", "token")):
+            out[section][key] = "***" if out[section][key] else ""
         return out
 
     def replace(self, section: str, **changes: Any) -> "Config":
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
-_SECTION_TYPES = {
-    "device": DeviceSettings, "audio": AudioSettings, "frontend": FrontendSettings, "collect": CollectSettings,
-    "train": TrainSettings, "listen": ListenSettings, "buttons": ButtonSettings, "slider": SliderSettings,
-    "mqtt": MqttSettings, "service": ServiceSettings,
-}
+_SECTION_TYPES = {"device": DeviceSettings, "audio": AudioSettings, "frontend": FrontendSettings,
+                  "collect": CollectSettings, "train": TrainSettings, "listen": ListenSettings, "buttons": ButtonSettings,
+                  "slider": SliderSettings, "mqtt": MqttSettings, "service": ServiceSettings, "web": WebSettings}
 
 
 def _field_type(cls: type, name: str) -> type:
-    hints = typing.get_type_hints(cls)
-    return hints[name]
+    return typing.get_type_hints(cls)[name]
 
 
 def _coerce(value: Any, typ: type, where: str, problems: list[str], from_text: bool) -> Any:

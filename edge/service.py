@@ -76,6 +76,24 @@ def _make_telemetry(config: Config, engine: Engine):
     return MqttTelemetry(config.mqtt, config.device.id, engine, __version__)
 
 
+def _make_web(config: Config, engine: Engine, telemetry=None):
+    if not config.web.listen:
+        return None
+    from edge.web.server import WebConsole
+
+    def snapshot() -> dict:
+        # NOTE: the console's health shows the MQTT link too; the engine's report does not know MQTT.
+        return {**engine.snapshot(), "mqtt": {"enabled": telemetry is not None,
+                                              "connected": bool(telemetry is not None and telemetry.connected)}}
+    try:
+        return WebConsole(config.web, engine, snapshot)
+    except OSError as exc:
+        # NOTE: the console is a convenience: a taken port must not keep the device from working.
+        log.warning("web console on %s: cannot listen (%s); set web.listen to a free port or ''",
+                    config.web.listen, exc.strerror)
+        return None
+
+
 def _make_notifier():
     from edge.systemd import Notifier
     return Notifier.from_env()
@@ -159,6 +177,10 @@ class Service:
         if mqtt_on:
             self.telemetry = _make_telemetry(config, self.engine)
             self.bus.subscribe(self.telemetry.on_event)
+        self.web = _make_web(config, self.engine, self.telemetry)
+        if self.web is not None:
+            self.bus.subscribe(self.web.on_event)
+            self._closers.append(self.web.stop)
         self.bus.subscribe(_log_event)
         self.notifier = _make_notifier()
         self._audio_error: str | None = None
@@ -194,6 +216,8 @@ class Service:
         self._install_signals()
         if self.telemetry is not None:
             self.telemetry.start()
+        if self.web is not None:
+            self.web.start()
         engine.start_reporting()          # start-up problems: now MQTT's queue is there to carry them
         self._start_source()
         engine.begin()

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run the device (the daemon; systemd runs this)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       epilog='web console (off by default): [web] listen = "127.0.0.1:8080" in the config file, '
+                       'or EDGE_SLIDER_WEB_LISTEN=127.0.0.1:8080; beyond loopback also set web.token (README "Web console")')
     p.add_argument("--simulate", action="store_true",
                    help="mock GPIO pins (no Pi needed); synthetic audio unless --from-wav or audio.source says else")
     p.add_argument("--from-wav", metavar="F", help="replay this WAV instead of the microphone")

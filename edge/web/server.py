@@ -1,0 +1,209 @@
+"""The console's HTTP server: stdlib ThreadingHTTPServer in a daemon thread.
+
+Commands go through :func:`edge.telemetry.commands.handle`, the same parse-validate-dispatch path
+as MQTT ``cmd/<name>``, so the console has no second way to touch the store. Live updates are the
+events the loop already publishes on the bus: the subscriber only enqueues (O(1), never blocks the
+audio loop); each SSE client thread serialises and sends, and drops events when it falls behind.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import queue
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from edge.control import DeviceControl
+from edge.events import Event, PredictionMade
+from edge.telemetry import commands
+from edge.web.settings import WebSettings, split_listen
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 4096
+CLIENT_QUEUE = 256
+"""Events buffered per SSE client; beyond it the client misses events (the next state catches it up)."""
+KEEPALIVE_S = 10.0
+
+
+class WebConsole:
+    """Serves the page, the state, the event stream and the commands for one engine."""
+
+    def __init__(self, settings: WebSettings, control: DeviceControl, snapshot: Any) -> None:
+        self.settings = settings
+        self.control = control
+        self.snapshot = snapshot
+        self._clients: list[queue.Queue] = []
+        self._lock = threading.Lock()
+        self._page = resources.files("edge.web").joinpath("console.html").read_bytes()
+        host, port = split_listen(settings.listen)
+        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True)
+        self._thread.start()
+        log.info("web console on http://%s:%d/", self.httpd.server_address[0], self.port)
+
+    def stop(self) -> None:
+        with self._lock:
+            for q in self._clients:
+                try:
+                    q.put_nowait(None)
+                except queue.Full:
+                    pass
+        # NOTE: shutdown() waits for serve_forever to notice; it never returns if that never ran.
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread = None
+        self.httpd.server_close()
+
+    # ------------------------------------------------------------------ bus (loop thread)
+    def on_event(self, event: Event) -> None:
+        """Enqueue only: runs on the loop thread for every event."""
+        with self._lock:
+            clients = tuple(self._clients)
+        for q in clients:
+            try:
+                q.put_nowait(event)
+            except queue.Full:
+                pass
+
+    def _subscribe(self) -> queue.Queue:
+        q: queue.Queue = queue.Queue(CLIENT_QUEUE)
+        with self._lock:
+            self._clients.append(q)
+        return q
+
+    def _unsubscribe(self, q: queue.Queue) -> None:
+        with self._lock:
+            if q in self._clients:
+                self._clients.remove(q)
+
+    def authorised(self, header: str | None, query_token: str | None) -> bool:
+        token = self.settings.token
+        if not token:
+            return True
+        given = query_token or ""
+        if header and header.startswith("Bearer "):
+            given = header[len("Bearer "):]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, default=str, allow_nan=False).encode()
+
+
+def _make_handler(console: WebConsole) -> type[BaseHTTPRequestHandler]:
+    class Handler(_Handler):
+        pass
+    Handler.console = console
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    console: WebConsole
+    server_version = "edge-slider"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        log.debug("web %s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str) -> None:
+        self._send(status, _dumps({"ok": False, "error": message}))
+
+    def _check(self) -> tuple[str, bool]:
+        url = urlsplit(self.path)
+        token = parse_qs(url.query).get("token", [None])[0]
+        if not self.console.authorised(self.headers.get("Authorization"), token):
+            self._error(HTTPStatus.UNAUTHORIZED, "unauthorised: send 'Authorization: Bearer <web.token>' "
+                        "or ?token=<web.token>")
+            return url.path, False
+        return url.path, True
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        if urlsplit(self.path).path == "/":
+            # NOTE: the page is static and holds no data: served to anyone, so a visitor without the
+            # token gets the console's own "unauthorized" message instead of a bare JSON 401.
+            self._send(HTTPStatus.OK, self.console._page, "text/html; charset=utf-8")
+            return
+        path, ok = self._check()
+        if not ok:
+            return
+        if path == "/api/state":
+            self._send(HTTPStatus.OK, _dumps(self.console.snapshot()))
+        elif path == "/api/events":
+            self._stream()
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no such page {path!r}: use /, /api/state, /api/events")
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        path, ok = self._check()
+        if not ok:
+            return
+        if path != "/api/command":
+            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {path!r}: POST /api/command")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._error(HTTPStatus.BAD_REQUEST, f"body of {length} bytes: at most {MAX_BODY}")
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, f"body is not JSON: {exc}")
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("command"), str):
+            self._error(HTTPStatus.BAD_REQUEST, 'body must be a JSON object with "command", e.g. {"command": "train"}')
+            return
+        name = body.pop("command")
+        # NOTE: the same handler as MQTT cmd/<name>: one validation, one request path to the engine.
+        reply = commands.handle(name, _dumps(body), self.console.control, MAX_BODY)
+        self._send(HTTPStatus.OK if reply.get("ok") else HTTPStatus.BAD_REQUEST, _dumps(reply))
+
+    def _stream(self) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        q = self.console._subscribe()
+        try:
+            self._push("state", self.console.snapshot())
+            while True:
+                try:
+                    event = q.get(timeout=KEEPALIVE_S)
+                except queue.Empty:
+                    self.wfile.write(b": keepalive\n\n")
+                    self.wfile.flush()
+                    continue
+                if event is None:
+                    return
+                self._push("event", event.to_dict())
+                if not isinstance(event, PredictionMade) or q.empty():
+                    self._push("state", self.console.snapshot())
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        finally:
+            self.console._unsubscribe(q)
+
+    def _push(self, name: str, data: Any) -> None:
+        self.wfile.write(b"event: " + name.encode() + b"\ndata: " + _dumps(data) + b"\n\n")
+        self.wfile.flush()

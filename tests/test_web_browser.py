@@ -52,19 +52,25 @@ def _shot(page, name):
         page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
 
 
+def _press_first_class(page, dev):
+    """Open the page and press (and keep pressed) the first class's button; returns its label."""
+    label = dev.service.config.labels[0]
+    page.goto(dev.base + "/")
+    button = page.locator(f'#classes [data-label="{label}"]')
+    button.wait_for()
+    before = _count(page, label)
+    button.hover()
+    page.mouse.down()
+    return label, before
+
+
 def _count(page, label):
     return int(page.locator(f'#classes [data-label="{label}"] .count').inner_text())
 
 
 def test_hold_to_record_then_delete(tmp_path, page):
     with Running(_config(tmp_path), script="snap, gap:0.2, whistle:0.3, gap:0.2") as dev:
-        label = dev.service.config.labels[0]
-        page.goto(dev.base + "/")
-        button = page.locator(f'#classes [data-label="{label}"]')
-        button.wait_for()
-        before = _count(page, label)
-        button.hover()
-        page.mouse.down()
+        label, before = _press_first_class(page, dev)
         page.wait_for_timeout(1500)
         page.mouse.up()
         page.wait_for_function(f'+document.querySelector(\'#classes [data-label="{label}"] .count\').textContent > {before}')
@@ -121,11 +127,7 @@ def test_bad_request_shows_a_clear_error(tmp_path, page):
 
 def test_leaving_the_button_stops_the_hold(tmp_path, page):
     with Running(_config(tmp_path), script="snap, gap:0.2") as dev:
-        label = dev.service.config.labels[0]
-        page.goto(dev.base + "/")
-        button = page.locator(f'#classes [data-label="{label}"]')
-        button.hover()
-        page.mouse.down()
+        label, _ = _press_first_class(page, dev)
         page.wait_for_function('document.querySelector("#classes .rec") !== null')
         page.mouse.move(5, 5)      # off the button, still pressed: pointerleave ends the hold
         page.wait_for_function('document.querySelector("#classes .rec") === null')

@@ -96,9 +96,9 @@ case "$cmd" in
     # The emulated Raspberry Pi job: install.sh, demo, a round trip and the suite in arm64 and armhf
     # bookworm roots under qemu 10 (~25 min warm, both in parallel). Only for the whole suite (no
     # pytest args), so a developer's `dev.sh test tests/test_x.py` stays quick.
-    if [ $# -eq 0 ] && [ "${EDGE_TEST_ARM:-1}" = 1 ]; then
+    if [ $# -eq 0 ] && [ "${EDGE_TEST_ARM:-0}" = 1 ]; then
       if [ "$(id -u)" -eq 0 ]; then
-        log "ARM: deploy/ci/arm.sh (emulated arm64 + armhf; EDGE_TEST_ARM=0 leaves it out)"
+        log "ARM: deploy/ci/arm.sh (emulated arm64 + armhf; opt-in: EDGE_TEST_ARM=1)"
         bash "$ROOT/deploy/ci/arm.sh"
       else
         log "ARM job NOT run: it needs root (sudo deploy/ci/arm.sh); nothing was proven on ARM"

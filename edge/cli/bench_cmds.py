@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--instructions", action="store_true", help="instead: count CPU instructions per hop of the "
                    "listening pipeline under valgrind (machine-independent; ~2 min) and estimate a Pi 4 and a "
                    "Pi Zero 2 W from them")
+    p.add_argument("--web", action="store_true", help="instead: what the web console costs the audio loop per hop "
+                   "(one page open vs. no console, real-time pace) and the daemon's memory with and without it")
     room = p.add_argument_group("room benchmark (issue 12)")
     room.add_argument("--room", action="store_true", help="instead: teach like a user (button holds from Debian "
                       "sounds), then count recall and false servo moves in generated rooms; with --quick: 1 seed, "
@@ -45,6 +47,14 @@ def cmd_bench(args, config: Config) -> int:
             figures = measure_instructions(progress=lambda m: print(m, file=sys.stderr, flush=True))
         except RuntimeError as exc:
             raise UsageError(f"--instructions: {exc}") from None
+        print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
+        return 0
+    if args.web:
+        from edge.tooling.web_cost import run_web_bench
+        try:
+            figures = run_web_bench(quick=args.quick, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        except RuntimeError as exc:
+            raise UsageError(f"--web: {exc}") from None
         print(json.dumps(figures, indent=2, default=str) if args.json else format_table(figures))
         return 0
     if args.soak is not None:

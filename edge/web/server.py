@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -30,6 +31,11 @@ MAX_BODY = 4096
 CLIENT_QUEUE = 256
 """Events buffered per SSE client; beyond it the client misses events (the next state catches it up)."""
 KEEPALIVE_S = 10.0
+PREDICTION_INTERVAL_S = 0.1
+"""A page gets at most 10 predictions a second (a hop is 23 ms): enough for a level meter, and it
+keeps the client threads from competing with the audio loop for the GIL 43 times a second."""
+STATE_INTERVAL_S = 0.5
+"""After predictions, the state goes out at most this often (other events send it at once)."""
 
 
 class WebConsole:
@@ -46,6 +52,7 @@ class WebConsole:
         self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._next_prediction = 0.0
 
     @property
     def port(self) -> int:
@@ -72,6 +79,11 @@ class WebConsole:
     # ------------------------------------------------------------------ bus (loop thread)
     def on_event(self, event: Event) -> None:
         """Enqueue only: runs on the loop thread for every event."""
+        if isinstance(event, PredictionMade):
+            now = time.monotonic()
+            if now < self._next_prediction or not self._clients:
+                return
+            self._next_prediction = now + PREDICTION_INTERVAL_S
         with self._lock:
             clients = tuple(self._clients)
         for q in clients:
@@ -187,6 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         q = self.console._subscribe()
         try:
             self._push("state", self.console.snapshot())
+            state_sent = time.monotonic()
             while True:
                 try:
                     event = q.get(timeout=KEEPALIVE_S)
@@ -197,8 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if event is None:
                     return
                 self._push("event", event.to_dict())
-                if not isinstance(event, PredictionMade) or q.empty():
+                now = time.monotonic()
+                if not isinstance(event, PredictionMade) or now - state_sent >= STATE_INTERVAL_S:
                     self._push("state", self.console.snapshot())
+                    state_sent = now
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
         finally:

@@ -34,7 +34,7 @@ Usage: sudo $0 [options]
 
 Installs edge-slider as a systemd service (Raspberry Pi OS Bookworm, 64- or 32-bit):
   1. apt packages: ca-certificates python3-venv python3-dev gcc portaudio19-dev alsa-utils python3-lgpio
-     liblgpio-dev (+ libopenblas0 on armv7l)
+     liblgpio-dev (+ libopenblas0 and g++ on armv7l: soxr has no armv7l wheel on PyPI)
   2. system user '$USER_NAME' in the groups audio and gpio (gpio is created if missing)
   3. a virtualenv in PREFIX/venv and 'pip install' of edge-slider with the extras for the CPU:
        aarch64  edge-slider[pi,litert]   (ai-edge-litert)
@@ -261,6 +261,9 @@ fi
 APT_PACKAGES=(ca-certificates python3-venv python3-dev gcc portaudio19-dev alsa-utils)
 PI_PACKAGES=(python3-lgpio liblgpio-dev)   # Raspberry Pi archive only
 [ "$ARCH" = armv7l ] && APT_PACKAGES+=(libopenblas0)  # numpy from piwheels links it
+# PyPI has no armv7l wheel of soxr: piwheels has one, but without piwheels pip builds it from its
+# sdist, which needs a C++ compiler (CMake: "CMAKE_CXX_COMPILER not set").
+[ "$ARCH" = armv7l ] && APT_PACKAGES+=(g++)
 [ "$NUMPY" = debian ] && APT_PACKAGES+=(python3-numpy)
 
 if [ "$SKIP_APT" -eq 0 ]; then

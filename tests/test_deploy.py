@@ -164,6 +164,7 @@ def test_install_dry_run_armv7l(tmp_path):
     assert "[pi,tflite]" in out and "litert" not in out
     assert "--extra-index-url https://www.piwheels.org/simple" in out
     assert "libopenblas0" in out
+    assert " g++" in out.split("1/5 apt")[1].split("2/5")[0]   # soxr's sdist without piwheels
     # PyPI has no armv7l numpy<2 wheel (pip would compile numpy 2's sdist for over an hour): Debian's
     assert "python3-numpy" in out and "-m venv --system-site-packages" in out and "numpy: Debian's" in out
     out = _dry_run(tmp_path, "--arch", "armv7l", "--numpy", "pip")

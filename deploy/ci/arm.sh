@@ -57,10 +57,11 @@ ensure_qemu() {
 
 # --- the cached base root --------------------------------------------------------------------
 # What install.sh's apt step installs, so a run's apt step only checks; armhf also gets Debian's
-# numpy and Pillow (install.sh --numpy debian; PyPI has no armv7l wheel of numpy<2 or pillow).
+# numpy and Pillow (install.sh --numpy debian; PyPI has no armv7l wheel of numpy<2 or pillow), and
+# g++ for soxr's sdist (no armv7l wheel on PyPI either).
 packages_for() {
   local p=python3,python3-venv,python3-dev,ca-certificates,gcc,libc6-dev,portaudio19-dev,alsa-utils
-  [ "$1" = armhf ] && p=$p,python3-numpy,python3-pil,libopenblas0
+  [ "$1" = armhf ] && p=$p,python3-numpy,python3-pil,libopenblas0,g++
   echo "$p"
 }
 base_root() {  # prints the ready base root's path

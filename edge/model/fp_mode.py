@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 from contextlib import contextmanager
 from typing import Iterator
@@ -28,6 +29,7 @@ def flushes_subnormals() -> bool:
     return tiny * one == 0.0
 
 
+@functools.cache   # find_library runs ldconfig/gcc: once per process, not per model load
 def _libm() -> ctypes.CDLL | None:
     for name in (None, ctypes.util.find_library("m")):
         try:

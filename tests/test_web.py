@@ -130,7 +130,7 @@ def test_beyond_loopback_without_token_is_a_config_error():
     with pytest.raises(ConfigError, match="web.token") as err:
         load_config(None, env={}, overrides={"web": {"listen": "0.0.0.0:8080"}})
     assert "\n" not in str(err.value) and "127.0.0.1" in str(err.value)
-    assert load_config(None, env={}).web.listen == ""
+    assert load_config(None, env={}).web.listen == "127.0.0.1:8080"
     assert load_config(None, env={}, overrides={"web": {"listen": "0.0.0.0:8080", "token": "t"}}).web.token == "t"
 
 
@@ -186,3 +186,21 @@ def test_model_history_and_heldout_report(tmp_path, trained_web_state):
         assert labels and len(info["heldout"]["confusion"]) == len(labels)
         assert all(len(row) == len(labels) for row in info["heldout"]["confusion"])
         assert isinstance(info["false_per_min_estimate"], (int, float))
+
+
+def test_port_in_use_is_one_warning_and_the_device_runs_on(tmp_path, caplog):
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    listen = f"127.0.0.1:{taken.getsockname()[1]}"
+    config = _config(tmp_path).replace("web", listen=listen)
+    try:
+        with caplog.at_level("WARNING", logger="edge.service"):
+            service = Service(config, RunOptions(simulate=True, mqtt=False, script="snap", duration_s=0.5))
+        with service:
+            assert service.web is None and service.run() == 0
+    finally:
+        taken.close()
+    lines = [r.getMessage() for r in caplog.records if "web.listen" in r.getMessage()]
+    assert len(lines) == 1 and listen in lines[0] and "another port, or ''" in lines[0], lines

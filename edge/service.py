@@ -89,8 +89,9 @@ def _make_web(config: Config, engine: Engine, telemetry=None):
         return WebConsole(config.web, engine, snapshot)
     except OSError as exc:
         # NOTE: the console is a convenience: a taken port must not keep the device from working.
-        log.warning("web console on %s: cannot listen (%s); set web.listen to a free port or ''",
-                    config.web.listen, exc.strerror)
+        log.warning("web.listen = %r: cannot listen (%s); the device runs without the console; "
+                    "set web.listen to another port, or '' to turn the console off",
+                    config.web.listen, exc.strerror or exc)
         return None
 
 

@@ -167,10 +167,10 @@ class ExampleStore:
             sql, params = sql + " AND label != ?", params + [keep]
         return self._write("move", lambda db: db.execute(sql, params).rowcount)
 
-    def session_windows(self, session: str) -> list[tuple[str, np.ndarray]]:
-        """One session's windows in the order they were stored, with their labels (for the console)."""
+    def session_windows(self, session: str, limit: int = -1) -> list[tuple[str, np.ndarray]]:
+        """One session's windows in the order they were stored (at most ``limit``), with their labels."""
         rows = self._read(lambda db: db.execute(
-            "SELECT label, window FROM examples WHERE session = ? ORDER BY id", (session,)).fetchall())
+            "SELECT label, window FROM examples WHERE session = ? ORDER BY id LIMIT ?", (session, limit)).fetchall())
         return [(label, _window(self.path, label, blob)) for label, blob in rows]
 
     # ------------------------------------------------------------------ reads
@@ -292,7 +292,7 @@ class UnavailableStore:
     def _refuse(self, *args, **kw):
         raise StoreError(self.problem)
 
-    counts = __len__ = last_session = sessions = load = add_many = add_groups = delete = _refuse
+    counts = __len__ = last_session = sessions = session_windows = load = add_many = add_groups = delete = _refuse
     export_npz = import_npz = _refuse
 
     def integrity_ok(self) -> bool:

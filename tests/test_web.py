@@ -130,5 +130,77 @@ def test_beyond_loopback_without_token_is_a_config_error():
     with pytest.raises(ConfigError, match="web.token") as err:
         load_config(None, env={}, overrides={"web": {"listen": "0.0.0.0:8080"}})
     assert "\n" not in str(err.value) and "127.0.0.1" in str(err.value)
-    assert load_config(None, env={}).web.listen == ""
+    assert load_config(None, env={}).web.listen == "127.0.0.1:8080"
     assert load_config(None, env={}, overrides={"web": {"listen": "0.0.0.0:8080", "token": "t"}}).web.token == "t"
+
+
+def _hold(dev, label, seconds=1.2):
+    status, body = dev.request("/api/command", {"command": "collect", "label": label, "action": "start"})
+    assert status == 200, body
+    time.sleep(seconds)
+    status, reply = dev.request("/api/command", {"command": "collect", "label": label, "action": "stop"})
+    assert status == 200, reply
+    return json.loads(body)["result"]["session"]
+
+
+def test_sessions_spectrogram_and_delete_one(tmp_path):
+    with Running(_config(tmp_path), script="snap, gap:0.2") as dev:
+        label = dev.service.config.labels[0]
+        first, second = _hold(dev, label), _hold(dev, label)
+        status, body = dev.request("/api/sessions")
+        listed = {s["session"]: s for s in json.loads(body)["sessions"]}
+        assert status == 200 and {first, second} <= set(listed)
+        assert listed[first]["label"] == label and listed[first]["count"] == sum(listed[first]["labels"].values()) > 0
+        status, body = dev.request(f"/api/sessions/{first}/spectrogram")
+        spec = json.loads(body)
+        assert status == 200 and spec["bins"] == 232 and len(spec["frames"]) == listed[first]["count"]
+        assert all(len(f) == 232 and all(isinstance(v, int) for v in f) for f in spec["frames"])
+        assert len(spec["labels"]) == len(spec["frames"]) and spec["max"] > spec["min"]
+        status, body = dev.request("/api/sessions/nope/spectrogram")
+        assert status == 404 and "no session 'nope'" in json.loads(body)["error"]
+        status, body = dev.request("/api/sessions/x/wave")
+        assert status == 400 and "/spectrogram" in json.loads(body)["error"]
+        before = json.loads(dev.request("/api/state")[1])["labels"][label]
+        assert dev.request("/api/command", {"command": "examples/delete", "session": first})[0] == 200
+        listed = {s["session"] for s in json.loads(dev.request("/api/sessions")[1])["sessions"]}
+        assert first not in listed and second in listed
+        assert json.loads(dev.request("/api/state")[1])["labels"][label] < before
+
+
+def test_spectrogram_puts_windows_in_time_order():
+    from edge.web.curate import _time_order
+    import numpy as np
+    frames = np.random.default_rng(1).normal(size=(8, 232)).astype(np.float32)
+    windows = [frames[i:i + 3] for i in range(6)]
+    stored = [windows[i] for i in (2, 3, 4, 0, 1, 5)]      # sound first, then the quiet ones
+    assert [stored[i][-1].tobytes() for i in _time_order(stored)] == [w[-1].tobytes() for w in windows]
+
+
+def test_model_history_and_heldout_report(tmp_path, trained_web_state):
+    shutil.copytree(trained_web_state, tmp_path / "state")
+    with Running(_config(tmp_path)) as dev:
+        status, body = dev.request("/api/model")
+        info = json.loads(body)
+        assert status == 200 and info["current"] == 1 and info["versions"] == [1]
+        labels = info["labels"]
+        assert labels and len(info["heldout"]["confusion"]) == len(labels)
+        assert all(len(row) == len(labels) for row in info["heldout"]["confusion"])
+        assert isinstance(info["false_per_min_estimate"], (int, float))
+
+
+def test_port_in_use_is_one_warning_and_the_device_runs_on(tmp_path, caplog):
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    listen = f"127.0.0.1:{taken.getsockname()[1]}"
+    config = _config(tmp_path).replace("web", listen=listen)
+    try:
+        with caplog.at_level("WARNING", logger="edge.service"):
+            service = Service(config, RunOptions(simulate=True, mqtt=False, script="snap", duration_s=0.5))
+        with service:
+            assert service.web is None and service.run() == 0
+    finally:
+        taken.close()
+    lines = [r.getMessage() for r in caplog.records if "web.listen" in r.getMessage()]
+    assert len(lines) == 1 and listen in lines[0] and "another port, or ''" in lines[0], lines

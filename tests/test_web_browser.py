@@ -79,6 +79,34 @@ def test_hold_to_record_then_delete(tmp_path, page):
         page.wait_for_function(f'document.querySelector(\'#classes [data-label="{label}"] .count\').textContent === "0"')
 
 
+def test_sessions_listed_drawn_and_deleted(tmp_path, page):
+    with Running(_config(tmp_path), script="snap, gap:0.2, whistle:0.3, gap:0.2") as dev:
+        label, before = _press_first_class(page, dev)
+        page.wait_for_timeout(1200)
+        page.mouse.up()
+        button = page.locator(f'#classes [data-label="{label}"]')
+        button.hover()
+        page.mouse.down()
+        page.wait_for_timeout(1200)
+        page.mouse.up()
+        page.wait_for_function('document.querySelectorAll("#sessions tr").length === 2')
+        first = page.locator("#sessions tr").first
+        first.locator("button.show").click()
+        page.wait_for_function('+(document.querySelector("#sessions canvas")||{dataset:{}}).dataset.drawn > 0')
+        assert page.evaluate('(()=>{const c=document.querySelector("#sessions canvas");'
+                             'return Array.from(c.getContext("2d").getImageData(0,0,c.width,c.height).data)'
+                             '.some((v,i)=>i%4!==3&&v>0)})()')
+        count = _count(page, label)
+        n = int(first.locator(".n").inner_text())
+        first.locator("button.sdel").click()
+        page.wait_for_function('document.querySelectorAll("#sessions tr").length === 1')
+        page.wait_for_function(f'+document.querySelector(\'#classes [data-label="{label}"] .count\').textContent < {count}')
+        import json
+        import urllib.request
+        state = json.loads(urllib.request.urlopen(dev.base + "/api/state", timeout=10).read())
+        assert state["labels"][label] == _count(page, label) < count and n > 0
+
+
 def test_train_curve_and_listen_moves_slider(tmp_path, page, trained_state):
     shutil.copytree(trained_state, tmp_path / "state")
     with Running(_config(tmp_path)) as dev:
@@ -89,6 +117,12 @@ def test_train_curve_and_listen_moves_slider(tmp_path, page, trained_state):
         page.wait_for_function('document.getElementById("model").textContent === "2"', timeout=60000)
         assert page.locator("#acc").get_attribute("points")
         _shot(page, "train")
+        labels = dev.service.config.labels
+        page.wait_for_function(f'document.querySelectorAll("#confusion tr.truth").length === {len(labels)}')
+        assert page.locator("#report").inner_text().startswith("held-out")
+        page.click("#rollback")
+        page.wait_for_function('document.getElementById("model").textContent === "1"')
+        page.wait_for_function('document.querySelector("#versions .ver").textContent.startsWith("v1")')
         if dev.service.engine.mode != "listening":
             page.click("#listen")
         page.wait_for_function('document.getElementById("listen").classList.contains("on")')

@@ -18,11 +18,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from edge.control import DeviceControl
+from edge.errors import EdgeError
 from edge.events import Event, PredictionMade
 from edge.telemetry import commands
+from edge.web import curate
 from edge.web.settings import WebSettings, split_listen
 
 log = logging.getLogger(__name__)
@@ -164,8 +166,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, _dumps(self.console.snapshot()))
         elif path == "/api/events":
             self._stream()
+        elif path in ("/api/sessions", "/api/model") or path.startswith("/api/sessions/"):
+            self._curate(path)
         else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such page {path!r}: use /, /api/state, /api/events")
+            self._error(HTTPStatus.NOT_FOUND, f"no such page {path!r}: use /, /api/state, /api/events, "
+                        "/api/sessions, /api/sessions/<id>/spectrogram, /api/model")
+
+    def _curate(self, path: str) -> None:
+        engine = self.console.control
+        try:
+            if path == "/api/sessions":
+                body: Any = {"ok": True, "sessions": curate.sessions(engine)}
+            elif path == "/api/model":
+                body = {"ok": True, **curate.model_info(engine)}
+            else:
+                session, sep, tail = path[len("/api/sessions/"):].rpartition("/")
+                session = unquote(session)
+                if not sep or tail != "spectrogram" or not session or len(session) > 200:
+                    self._error(HTTPStatus.BAD_REQUEST, f"bad path {path[:80]!r}: use /api/sessions/<id>/spectrogram "
+                                "with an id from GET /api/sessions")
+                    return
+                body = {"ok": True, **curate.spectrogram(engine, session)}
+        except curate.NotFound as exc:
+            self._error(HTTPStatus.NOT_FOUND, str(exc))
+            return
+        except EdgeError as exc:
+            # NOTE: a damaged store or a busy loop: the reason is already one line with its fix.
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc).splitlines()[0])
+            return
+        self._send(HTTPStatus.OK, _dumps(body))
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         path, ok = self._check()

@@ -25,8 +25,9 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class WebSettings:
-    listen: str = ""
-    """host:port the console serves on, e.g. 127.0.0.1:8080; '' (default) = no console. Beyond loopback a token is required."""
+    listen: str = "127.0.0.1:8080"
+    """host:port the console serves on (default 127.0.0.1:8080, this machine only); '' = no console. Beyond
+    loopback a token is required. A port already taken is a warning: the device runs on without the console."""
     token: str = ""
     """Bearer token every request must carry (header or ?token=); required when listen is not loopback."""
 

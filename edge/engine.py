@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections import deque
+from contextlib import suppress
 from typing import Any, Callable, NoReturn
 
 import numpy as np
@@ -100,10 +101,8 @@ class Engine(LoopActor):
         """Set by the web console: receives each block's new front-end frames (a copy, on this thread)."""
         self.audio_health: Callable[[], dict[str, Any]] = lambda: {}
         """Set by the service: the source's sample rate, ring overruns, errors."""
-        try:
+        with suppress(StoreError):             # an unavailable store: counts stay empty, the problem is reported
             self._refresh_counts()             # the constructing thread becomes the loop (adopt_thread)
-        except StoreError:
-            pass                               # an unavailable store: counts stay empty, the problem is reported
 
     # ------------------------------------------------------------------ the loop's own work
     def poll(self) -> None:
@@ -113,10 +112,8 @@ class Engine(LoopActor):
         now = time.monotonic()
         if now - self._counts_t >= COUNTS_REFRESH_S:
             # NOTE: the CLI may change the store under a running daemon (dataset import/clear)
-            try:
+            with suppress(StoreError):
                 self._refresh_counts()
-            except StoreError:
-                pass
         mark_t, mark_cpu = self._cpu_mark
         if now - mark_t >= 2.0:
             cpu = sum(os.times()[:2])
@@ -140,6 +137,8 @@ class Engine(LoopActor):
         power = float(np.dot(samples, samples)) / samples.shape[0]
         self.level_dbfs = 10.0 * np.log10(power) if power > 0 else -float("inf")
         windows, first = self.windows.push(samples)
+        if self.hold is not None:
+            self.hold.add_audio(samples)   # for the console's playback (a copy, capped)
         m = windows.shape[0]
         if m == 0:
             return

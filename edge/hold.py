@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.collect import HoldCollector
-from edge.config import Config
+from edge.config import SAMPLE_RATE, Config
+from edge.hold_audio import HoldAudioShelf, HoldRecorder
+from edge.statedir import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,16 @@ class HoldJob:
         self.deadline = deadline
         """Stream time at which a timed collection (`collect` for N seconds) ends by itself."""
         self.session = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self._audio = (HoldRecorder(int(config.collect.max_hold_s * SAMPLE_RATE))
+                       if config.web.listen and config.web.hold_audio_mb > 0 else None)
+        """The hold's samples, kept for the console's playback (only when the console is on)."""
         background = config.class_spec(label).background
         self._collector = HoldCollector(config.collect, label, gated=not background, max_windows=max_windows,
                                         ambient_levels=ambient_levels)
+
+    def add_audio(self, samples: np.ndarray) -> None:
+        if self._audio is not None:
+            self._audio.add(samples)
 
     def add(self, window: np.ndarray, level_db: float, t: float) -> bool:
         """Keep one hop's window; False when the hold must end now (too long, or its time is up)."""
@@ -56,6 +65,9 @@ class HoldJob:
         stored, moved = store.add_groups(result.to_store(self._config.collect, background), self.source,
                                          self.session)
         skipped = len(result.quiet) - moved
+        if self._audio is not None:
+            HoldAudioShelf(StateDir(self._config.state_path).holds, self._config.web.hold_audio_mb).save(
+                self.session, self._audio.samples())
         gate = f"floor {result.floor_db:.1f} dB" if np.isfinite(result.floor_db) else "not gated"
         log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (%s, session %s)",
                  result.label, stored, moved, background, skipped, gate, self.session)

@@ -32,7 +32,8 @@ from edge.audio.choose import make_source
 from edge.audio.sources import AudioSource
 from edge.config import SAMPLE_RATE, Config
 from edge.engine import Engine
-from edge.errors import AudioError, EdgeError, StoreError
+from edge.errors import AudioError, ConfigError, EdgeError, StoreError
+from edge.statedir import StateDir
 from edge.events import DecisionMade, ErrorOccurred, EventBus
 from edge.memory import configure_malloc, release_free_heap
 
@@ -86,7 +87,10 @@ def _make_web(config: Config, engine: Engine, telemetry=None):
         return {**engine.snapshot(), "mqtt": {"enabled": telemetry is not None,
                                               "connected": bool(telemetry is not None and telemetry.connected)}}
     try:
-        return WebConsole(config.web, engine, snapshot)
+        return WebConsole(config.web, engine, snapshot, StateDir(config.state_path))
+    except ConfigError as exc:
+        log.warning("%s; the device runs without the console", exc)
+        return None
     except OSError as exc:
         # NOTE: the console is a convenience: a taken port must not keep the device from working.
         log.warning("web.listen = %r: cannot listen (%s); the device runs without the console; "
@@ -181,6 +185,7 @@ class Service:
         self.web = _make_web(config, self.engine, self.telemetry)
         if self.web is not None:
             self.bus.subscribe(self.web.on_event)
+            self.engine.tap = self.web       # the live spectrogram: the exact front-end frames
             self._closers.append(self.web.stop)
         self.bus.subscribe(_log_event)
         self.notifier = _make_notifier()

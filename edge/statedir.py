@@ -23,6 +23,11 @@ class StateDir:
         return self.root / "models"
 
     @property
+    def holds(self) -> Path:
+        """Recent holds' audio for the console's playback (``<session>.wav``, bounded by web.hold_audio_mb)."""
+        return self.root / "holds"
+
+    @property
     def position(self) -> Path:
         """The slider position, restored at start."""
         return self.root / "position.json"

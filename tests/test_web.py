@@ -1,6 +1,9 @@
 """The web console against a real Service on simulated hardware (issue 16)."""
 
+import http.client
 import json
+import ssl
+import subprocess
 import shutil
 import threading
 import time
@@ -204,3 +207,79 @@ def test_port_in_use_is_one_warning_and_the_device_runs_on(tmp_path, caplog):
         taken.close()
     lines = [r.getMessage() for r in caplog.records if "web.listen" in r.getMessage()]
     assert len(lines) == 1 and listen in lines[0] and "another port, or ''" in lines[0], lines
+
+
+def _self_signed(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_with_a_configured_certificate_and_no_plain_http(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    with Running(_config(tmp_path).replace("web", cert=cert, key=key)) as dev:
+        assert dev.service.web.scheme == "https"
+        url = dev.base.replace("http://", "https://") + "/api/state"
+        with urllib.request.urlopen(url, timeout=10, context=ssl.create_default_context(cafile=cert)) as r:
+            assert r.status == 200 and "mode" in json.loads(r.read())
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(dev.base + "/api/state", timeout=5).read()   # plain HTTP gets nothing
+
+
+def test_tls_settings_errors_name_the_field(tmp_path, caplog):
+    cert, key = _self_signed(tmp_path)
+    with pytest.raises(ConfigError, match=r"^web.key: needed with web.cert"):
+        load_config(None, env={}, overrides={"web": {"cert": cert}})
+    with pytest.raises(ConfigError, match=r"web.cert = .*nope.pem.*no readable file"):
+        load_config(None, env={}, overrides={"web": {"cert": str(tmp_path / "nope.pem"), "key": key}})
+    # a file that is there but is no certificate: one warning, the device runs on without the console
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    with caplog.at_level("WARNING", logger="edge.service"):
+        service = Service(_config(tmp_path).replace("web", cert=str(bad), key=key),
+                          RunOptions(simulate=True, mqtt=False, script="snap", duration_s=0.3))
+    with service:
+        assert service.web is None and service.run() == 0
+    lines = [r.getMessage() for r in caplog.records if "web.cert" in r.getMessage()]
+    assert len(lines) == 1 and "runs without the console" in lines[0] and "\n" not in lines[0], lines
+
+
+def test_a_holds_audio_plays_back_then_goes_with_its_session(tmp_path):
+    import io
+    import wave
+    with Running(_config(tmp_path), script="snap, gap:0.2") as dev:
+        label = dev.service.config.labels[0]
+        status, body = dev.request("/api/command", {"command": "collect", "label": label, "action": "start"})
+        assert status == 200, body
+        time.sleep(1.5)
+        assert dev.request("/api/command", {"command": "collect", "label": label, "action": "stop"})[0] == 200
+        assert _wait(lambda: json.loads(dev.request("/api/sessions")[1])["sessions"])
+        session = json.loads(dev.request("/api/sessions")[1])["sessions"][-1]["session"]
+        path = f"/api/sessions/{session}/audio.wav"
+        assert _wait(lambda: dev.request(path)[0] == 200)
+        with wave.open(io.BytesIO(dev.request(path)[1])) as w:
+            seconds = w.getnframes() / w.getframerate()
+            assert w.getframerate() == 44100 and w.getsampwidth() == 2 and w.getnchannels() == 1
+        assert 1.0 <= seconds <= 2.5, seconds          # the 1.5 s the button was held, give or take a block
+        status, body = dev.request("/api/command", {"command": "examples/delete", "session": session})
+        assert status == 200, body
+        assert _wait(lambda: dev.request(path)[0] == 404)
+        assert not (tmp_path / "state" / "holds" / f"{session}.wav").exists()
+        status, body = dev.request("/api/sessions/..%2Fexamples/audio.wav")
+        assert status == 404 and b"\n" not in body.strip()
+
+
+def test_hold_audio_is_bounded_oldest_first(tmp_path):
+    import numpy as np
+    from edge.hold_audio import HoldAudioShelf
+    shelf = HoldAudioShelf(tmp_path, budget_mb=0.25)       # ~2.9 s of 16-bit mono at 44.1 kHz
+    one_s = np.zeros(44100, np.float32)
+    for i in range(4):
+        assert shelf.save(f"s{i}", one_s) is not None
+        time.sleep(0.01)                                  # distinct mtimes
+    kept = sorted(p.stem for p in tmp_path.glob("*.wav"))
+    assert kept == ["s2", "s3"], kept
+    assert shelf.path("s0") is None and shelf.path("../s3") is None and shelf.path("s3") is not None
+    assert HoldAudioShelf(tmp_path / "none", 0).save("s9", one_s) is None    # 0 keeps no audio

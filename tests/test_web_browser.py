@@ -74,6 +74,11 @@ def test_hold_to_record_then_delete(tmp_path, page):
         page.wait_for_timeout(1500)
         page.mouse.up()
         page.wait_for_function(f'+document.querySelector(\'#classes [data-label="{label}"] .count\').textContent > {before}')
+        # the live spectrogram drew the simulated room's frames (and not all black)
+        page.wait_for_function('+document.getElementById("live").dataset.frames > 40')
+        assert page.evaluate('(()=>{const c=document.getElementById("live");'
+                             'return Array.from(c.getContext("2d").getImageData(c.width-20,0,20,c.height).data)'
+                             '.some((v,i)=>i%4!==3&&v>0)})()')
         _shot(page, "collect")
         page.locator(f'#counts button[data-label="{label}"]').click()
         page.wait_for_function(f'document.querySelector(\'#classes [data-label="{label}"] .count\').textContent === "0"')
@@ -96,6 +101,8 @@ def test_sessions_listed_drawn_and_deleted(tmp_path, page):
         assert page.evaluate('(()=>{const c=document.querySelector("#sessions canvas");'
                              'return Array.from(c.getContext("2d").getImageData(0,0,c.width,c.height).data)'
                              '.some((v,i)=>i%4!==3&&v>0)})()')
+        first.locator("button.play").click()       # the hold's own audio, decoded by Chromium
+        page.wait_for_function('(document.querySelector("#sessions audio")||{}).duration > 0.5')
         count = _count(page, label)
         n = int(first.locator(".n").inner_text())
         first.locator("button.sdel").click()

@@ -4,9 +4,11 @@ before they reach a page, and `bench --web` measures with a real page reading th
 import shutil
 import time
 
+import numpy as np
 import pytest
 
 from edge.audio import synth
+from edge.audio.spectrogram import FrameStream
 from edge.config import Config
 from edge.service import RunOptions, Service
 from edge.tooling.demo import TEST_SCENE
@@ -47,6 +49,12 @@ def test_a_page_gets_predictions_at_most_10_a_second_and_every_decision(tmp_path
                 time.sleep(0.05)
     assert decisions, "the test scene made no decision: nothing to check"
     assert page.kinds["decision"] == len(decisions), page.kinds   # decisions are never dropped
+    # the live spectrogram: the exact front-end frames (rounded to whole dB), none lost, in order
+    # (the tap gets each window's newest frame: the first window completes at frame 2)
+    frames = FrameStream(cfg.frontend.hop, cfg.frontend.db_floor).push(scene[:hops * 1024])[2:]
+    got = np.array(page.frames)
+    assert page.kinds["frames"] >= 2 and got.shape[1] == 232 and len(got) > len(frames) // 2, (got.shape, len(frames))
+    assert np.array_equal(got, np.rint(frames[:len(got)]).astype(int))
     assert 1 <= page.kinds["prediction"] <= elapsed / PREDICTION_INTERVAL_S + 2 < hops, (page.kinds, elapsed, hops)
 
 

@@ -93,7 +93,8 @@ def cmd_demo(args, config: Config) -> int:
     # NOTE: the demo's story is about the codelab defaults; a user's own pins and classes still apply.
     # Its synthetic room has no level changes and only synthetic babble as talk: gain jitter (the
     # device default, for real rooms) made that babble step the servo in 2 of 3 seeded runs.
-    config = config.replace("train", **synth.SYNTHETIC_ROOM_TRAINING)
+    # The demo never serves the console (it would hold web.listen's port without answering on it).
+    config = config.replace("train", **synth.SYNTHETIC_ROOM_TRAINING).replace("web", listen="")
     options = RunOptions(simulate=True, mqtt=True if args.mqtt else False, script="gap:0.1", loop=False)
     try:
         with Service(config, options) as service:

@@ -88,7 +88,7 @@ def measure_frontend(n: int = 5000) -> dict[str, float]:
 
 
 def demo_config(state_dir: Path) -> Config:
-    cfg = Config().replace("device", state_dir=str(state_dir)).replace("mqtt", enabled=False)
+    cfg = Config().replace("device", state_dir=str(state_dir)).replace("mqtt", enabled=False).replace("web", listen="")
     # as `edge-slider demo`: the codelab recipe's level handling (no gain jitter) for the synthetic room
     return cfg.replace("train", min_examples=5, **synth.SYNTHETIC_ROOM_TRAINING)
 

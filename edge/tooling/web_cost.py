@@ -42,6 +42,8 @@ class PageReader:
         self.events = 0
         self.kinds: Counter[str] = Counter()
         """Events by kind (``state`` for the state the server sends beside them)."""
+        self.frames: list[list[int]] = []
+        """The live spectrogram's frames, in the order they came."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="bench-page", daemon=True)
 
@@ -70,7 +72,10 @@ class PageReader:
                         name = line[6:].strip().decode()
                     elif line.startswith(b"data:"):
                         data = json.loads(line[5:])   # a page parses every event it gets
-                        self.kinds[data.get("kind", "?") if name == "event" else name] += 1
+                        kind = data.get("kind", "?") if name == "event" else name
+                        self.kinds[kind] += 1
+                        if kind == "frames":
+                            self.frames += data["frames"]
                         self.events += 1
         except OSError:
             return   # the server went away at the end of the run

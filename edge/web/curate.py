@@ -37,6 +37,18 @@ def sessions(engine: Any) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def audio(engine: Any, holds: Any, session: str) -> bytes:
+    """The session's hold audio as WAV bytes, while the session is in the store and its audio kept."""
+    path = holds.path(session)
+    if path is None or not engine.call(lambda: engine.store.session_windows(session, 1)):
+        raise NotFound(f"no audio kept for session {session!r} (web.hold_audio_mb keeps the newest holds; "
+                       "imported and older sessions have none)")
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise NotFound(f"the audio of session {session!r} was just pruned") from None
+
+
 def spectrogram(engine: Any, session: str) -> dict[str, Any]:
     """A session's windows as int dB frames (each window's newest frame), in time order."""
     rows = engine.call(lambda: engine.store.session_windows(session, MAX_WINDOWS))

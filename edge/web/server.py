@@ -12,18 +12,25 @@ import hmac
 import json
 import logging
 import queue
+import ssl
 import threading
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import numpy as np
+
 from edge.control import DeviceControl
 from edge.errors import EdgeError
-from edge.events import Event, PredictionMade
+from edge.errors import ConfigError
+from edge.events import Event, ExamplesDeleted, PredictionMade
 from edge.telemetry import commands
+from edge.hold_audio import HoldAudioShelf
+from edge.statedir import StateDir
 from edge.web import curate
 from edge.web.settings import WebSettings, split_listen
 
@@ -40,21 +47,48 @@ STATE_INTERVAL_S = 0.5
 """After predictions, the state goes out at most this often (other events send it at once)."""
 
 
+LIVE_FRAMES_S = 0.1
+"""The live spectrogram's frames go to the pages in batches this often (4 or 5 hops a batch)."""
+
+
+@dataclass(frozen=True)
+class LiveFrames(Event):
+    """The newest front-end frames, whole dB (the exact frames the classifier sees, rounded)."""
+
+    kind = "frames"
+    frames: list
+
+
 class WebConsole:
     """Serves the page, the state, the event stream and the commands for one engine."""
 
-    def __init__(self, settings: WebSettings, control: DeviceControl, snapshot: Any) -> None:
+    def __init__(self, settings: WebSettings, control: DeviceControl, snapshot: Any, state: StateDir) -> None:
         self.settings = settings
         self.control = control
         self.snapshot = snapshot
         self._clients: list[queue.Queue] = []
         self._lock = threading.Lock()
         self._page = resources.files("edge.web").joinpath("console.html").read_bytes()
+        self.holds = HoldAudioShelf(state.holds, settings.hold_audio_mb)
         host, port = split_listen(settings.listen)
         self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if settings.cert:
+            try:
+                self.httpd.socket = _tls_context(settings).wrap_socket(
+                    self.httpd.socket, server_side=True,
+                    # NOTE: the handshake then happens in the request's thread, so one slow or
+                    # plain-HTTP client cannot stall accept() for everybody.
+                    do_handshake_on_connect=False)
+            except (ConfigError, OSError):
+                self.httpd.server_close()
+                raise
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
         self._next_prediction = 0.0
+        self._frames: list[np.ndarray] = []
+        self._next_frames = 0.0
 
     @property
     def port(self) -> int:
@@ -63,7 +97,7 @@ class WebConsole:
     def start(self) -> None:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True)
         self._thread.start()
-        log.info("web console on http://%s:%d/", self.httpd.server_address[0], self.port)
+        log.info("web console on %s://%s:%d/", self.scheme, self.httpd.server_address[0], self.port)
 
     def stop(self) -> None:
         with self._lock:
@@ -78,9 +112,23 @@ class WebConsole:
             self._thread = None
         self.httpd.server_close()
 
-    # ------------------------------------------------------------------ bus (loop thread)
+    # ------------------------------------------------------------------ loop thread
+    def push(self, frames: np.ndarray) -> None:
+        """The engine's frame tap: each block's new frames. Only copies and, every 0.1 s, enqueues."""
+        if not self._clients:
+            return
+        self._frames.append(np.array(frames))
+        now = time.monotonic()
+        if now >= self._next_frames:
+            self._next_frames = now + LIVE_FRAMES_S
+            batch, self._frames = self._frames, []
+            # NOTE: rounding here keeps the client threads' JSON small; ~1 µs per frame.
+            self.on_event(LiveFrames(np.rint(np.concatenate(batch)).astype(np.int16).tolist()))
+
     def on_event(self, event: Event) -> None:
         """Enqueue only: runs on the loop thread for every event."""
+        if isinstance(event, ExamplesDeleted) and event.session:
+            self.holds.delete(event.session)   # a deleted session's audio goes with it
         if isinstance(event, PredictionMade):
             now = time.monotonic()
             if now < self._next_prediction or not self._clients:
@@ -113,6 +161,16 @@ class WebConsole:
         if header and header.startswith("Bearer "):
             given = header[len("Bearer "):]
         return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _tls_context(settings: WebSettings) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)   # TLS 1.2+, the stdlib's secure defaults
+    try:
+        ctx.load_cert_chain(settings.cert, settings.key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"web.cert / web.key: cannot load {settings.cert!r} with {settings.key!r} "
+                      f"({getattr(exc, 'reason', None) or exc}); give a PEM certificate and its key") from None
+    return ctx
 
 
 def _dumps(obj: Any) -> bytes:
@@ -170,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._curate(path)
         else:
             self._error(HTTPStatus.NOT_FOUND, f"no such page {path!r}: use /, /api/state, /api/events, "
-                        "/api/sessions, /api/sessions/<id>/spectrogram, /api/model")
+                        "/api/sessions, /api/sessions/<id>/spectrogram|audio.wav, /api/model")
 
     def _curate(self, path: str) -> None:
         engine = self.console.control
@@ -182,9 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 session, sep, tail = path[len("/api/sessions/"):].rpartition("/")
                 session = unquote(session)
-                if not sep or tail != "spectrogram" or not session or len(session) > 200:
+                if not sep or tail not in ("spectrogram", "audio.wav") or not session or len(session) > 200:
                     self._error(HTTPStatus.BAD_REQUEST, f"bad path {path[:80]!r}: use /api/sessions/<id>/spectrogram "
-                                "with an id from GET /api/sessions")
+                                "or /api/sessions/<id>/audio.wav with an id from GET /api/sessions")
+                    return
+                if tail == "audio.wav":
+                    self._send(HTTPStatus.OK, curate.audio(engine, self.console.holds, session), "audio/wav")
                     return
                 body = {"ok": True, **curate.spectrogram(engine, session)}
         except curate.NotFound as exc:
@@ -240,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 self._push("event", event.to_dict())
                 now = time.monotonic()
-                if not isinstance(event, PredictionMade) or now - state_sent >= STATE_INTERVAL_S:
+                if not isinstance(event, (PredictionMade, LiveFrames)) or now - state_sent >= STATE_INTERVAL_S:
                     self._push("state", self.console.snapshot())
                     state_sent = now
         except (BrokenPipeError, ConnectionResetError, OSError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
 
@@ -30,6 +31,12 @@ class WebSettings:
     loopback a token is required. A port already taken is a warning: the device runs on without the console."""
     token: str = ""
     """Bearer token every request must carry (header or ?token=); required when listen is not loopback."""
+    cert: str = ""
+    """PEM certificate (chain) file: with it the console speaks HTTPS only. Needs web.key."""
+    key: str = ""
+    """PEM private key file for web.cert."""
+    hold_audio_mb: float = 20.0
+    """Audio of recent holds kept for playback in the console (oldest first out); 0 = keep none."""
 
     def validate(self) -> list[str]:
         if not self.listen:
@@ -41,4 +48,15 @@ class WebSettings:
         if not is_loopback(host) and not self.token:
             return [f"web.token: required when web.listen = {self.listen!r} is not a loopback address; "
                     "set web.token or listen on 127.0.0.1"]
+        if not 0 <= self.hold_audio_mb <= 10_000:
+            return [f"web.hold_audio_mb = {self.hold_audio_mb}: must be between 0 and 10000 (MB; 0 keeps no audio)"]
+        return self._tls_problems()
+
+    def _tls_problems(self) -> list[str]:
+        if bool(self.cert) != bool(self.key):
+            given, missing = ("web.cert", "web.key") if self.cert else ("web.key", "web.cert")
+            return [f"{missing}: needed with {given} for HTTPS; set both, or neither for plain HTTP"]
+        for name, path in (("web.cert", self.cert), ("web.key", self.key)):
+            if path and not os.access(path, os.R_OK):
+                return [f"{name} = {path!r}: no readable file there; give the PEM file's path, or '' for plain HTTP"]
         return []

@@ -160,7 +160,7 @@ EOF
   # the daemon on this architecture. EDGE_ARM_SUITE=full runs them too (~65 min, both arches at once).
   local glue=""
   if [ "${EDGE_ARM_SUITE:-ci}" = ci ]; then
-    for f in cli mqtt web end_to_end class_mapping bench; do glue="$glue --ignore tests/test_$f.py"; done
+    for f in cli mqtt web web_cost end_to_end class_mapping bench; do glue="$glue --ignore tests/test_$f.py"; done
   fi
   suite() {
     in_root sh -c "cd /tmp/src && $venv/bin/python -m pytest -q -p no:cacheprovider \

@@ -81,67 +81,68 @@ class PageReader:
             return   # the server went away at the end of the run
 
 
-def _paced_blocks(svc, scene: np.ndarray, seconds: float, blocks: int, page: Callable[[], Any] | None):
-    """Alternate blocks without and with a page reading the stream; µs per hop for each."""
-    from edge.tooling.bench import paced_hops
-    without: list[float] = []
-    with_page: list[float] = []
-    events = 0
-    for _ in range(blocks):
-        without += paced_hops(svc, scene, seconds / blocks)
-        if page is None:
-            continue
-        with page() as reader:
-            with_page += paced_hops(svc, scene, seconds / blocks)
-            events += reader.events
-    return without, with_page, events
+class _Conditions:
+    """One service, three conditions taken in turn so drift of a shared VM hits each alike:
+    the console detached from the loop (no bus subscriber, no frame tap: the loop as without a
+    console), attached with no page, and attached with one page reading the event stream."""
+
+    NAMES = ("no_console", "console_no_page", "console_page_open")
+
+    def __init__(self, svc, base: str):
+        self.svc, self.base = svc, base
+        self.events = 0
+
+    def run(self, measure: Callable[[], list[float]], blocks: int) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {k: [] for k in self.NAMES}
+        web, bus, engine = self.svc.web, self.svc.bus, self.svc.engine
+        for _ in range(blocks):
+            bus.unsubscribe(web.on_event)
+            engine.tap = None
+            out["no_console"] += measure()
+            bus.subscribe(web.on_event)
+            engine.tap = web
+            out["console_no_page"] += measure()
+            with PageReader(self.base) as reader:
+                out["console_page_open"] += measure()
+                self.events += reader.events
+            time.sleep(0.3)   # the server's client thread notices the closed page and unsubscribes
+        return out
 
 
-def _hot_blocks(svc, scene: np.ndarray, page: Callable[[], Any], blocks: int = 8, hops: int = 300):
-    """As fast as the loop goes (steadier than paced hops on a shared VM): blocks alternate no page /
-    a page reading, same service, so drift hits both."""
-    idle: list[float] = []
-    with_page: list[float] = []
-
-    def run(into: list[float]) -> None:
+def _hot(svc, scene: np.ndarray, hops: int = 300) -> Callable[[], list[float]]:
+    """As fast as the loop goes (no sleeps between hops: caches stay warm, steadier on a VM)."""
+    def measure() -> list[float]:
+        times = []
         for n in range(hops):
             i = (n * 1024) % (scene.shape[0] - 1024)
             t0 = time.perf_counter()
             svc.engine.process(scene[i:i + 1024])
-            into.append((time.perf_counter() - t0) * 1e6)
-    for _ in range(blocks):
-        run(idle)
-        with page():
-            run(with_page)
-    return idle[50:], with_page
+            times.append((time.perf_counter() - t0) * 1e6)
+        return times[20:]
+    return measure
 
 
 def measure_web_cost(cfg, seconds: float = 40.0, blocks: int = 4) -> dict[str, Any]:
-    """Per-hop pipeline at real-time pace, console off / console on with one page open (A/B blocks)."""
+    """Per-hop pipeline: console detached / attached / a page open, at real-time pace and hot."""
+    from edge.tooling.bench import paced_hops
     from edge.tooling.demo import TEST_SCENE
     from edge.service import RunOptions, Service
     scene, _ = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
     on = cfg.replace("web", listen="127.0.0.1:0", token="")
     figures: dict[str, Any] = {}
-    with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
-        svc.engine.set_listening(True)
-        off_only, _, _ = _paced_blocks(svc, scene, seconds / 2, blocks, None)
     with Service(on, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
         assert svc.web is not None, "web.listen is set, so Service makes the console"
         svc.web.start()
         svc.engine.set_listening(True)
-        base = f"http://127.0.0.1:{svc.web.port}"
-        idle, page, events = _paced_blocks(svc, scene, seconds, blocks, lambda: PageReader(base))
-        hot_idle, hot_page = _hot_blocks(svc, scene, lambda: PageReader(base))
-    figures["web_pipeline_us_median_hot_console_no_page"] = float(np.median(hot_idle))
-    figures["web_pipeline_us_median_hot_page_open"] = float(np.median(hot_page))
-    figures["web_hot_page_open_vs_no_page_pct"] = 100 * (np.median(hot_page) / np.median(hot_idle) - 1)
-    med = {k: float(np.median(v)) for k, v in
-           (("no_console", off_only), ("console_no_page", idle), ("console_page_open", page))}
-    figures.update({f"web_pipeline_us_median_paced_{k}": v for k, v in med.items()})
-    figures["web_pipeline_us_p99_paced_page_open"] = float(np.percentile(page, 99))
-    figures["web_page_open_vs_no_console_pct"] = 100 * (med["console_page_open"] / med["no_console"] - 1)
-    figures["web_events_read_by_page"] = events
+        cond = _Conditions(svc, f"http://127.0.0.1:{svc.web.port}")
+        paced = cond.run(lambda: paced_hops(svc, scene, seconds / (3 * blocks)), blocks)
+        hot = cond.run(_hot(svc, scene), 2 * blocks)
+    for name, runs in (("paced", paced), ("hot", hot)):
+        med = {k: float(np.median(v)) for k, v in runs.items()}
+        figures.update({f"web_pipeline_us_median_{name}_{k}": v for k, v in med.items()})
+        figures[f"web_{name}_page_open_vs_no_console_pct"] = 100 * (med["console_page_open"] / med["no_console"] - 1)
+    figures["web_pipeline_us_p99_paced_page_open"] = float(np.percentile(paced["console_page_open"], 99))
+    figures["web_events_read_by_page"] = cond.events
     return figures
 
 

@@ -164,6 +164,18 @@ def test_bad_request_shows_a_clear_error(tmp_path, page):
         page.wait_for_function('document.getElementById("err").textContent.includes("too few examples")')
         page.evaluate('cmd("collect", {label: "nope", action: "start"})')
         page.wait_for_function('document.getElementById("err").textContent.includes("unknown label")')
+        # the threshold slider sets the decision threshold on the device
+        page.locator("#thr").fill("0.9")
+        import json
+        import urllib.request
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            state = json.loads(urllib.request.urlopen(dev.base + "/api/state", timeout=10).read())
+            if state["threshold"] == 0.9:
+                break
+            time.sleep(0.1)
+        assert state["threshold"] == 0.9, state["threshold"]
+        page.wait_for_function('document.getElementById("thrv").textContent === "0.90"')
 
 
 def test_leaving_the_button_stops_the_hold(tmp_path, page):

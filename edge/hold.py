@@ -13,7 +13,6 @@ import numpy as np
 from edge.collect import HoldCollector
 from edge.config import SAMPLE_RATE, Config
 from edge.hold_audio import HoldAudioShelf, HoldRecorder
-from edge.statedir import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,7 @@ class HoldJob:
                                          self.session)
         skipped = len(result.quiet) - moved
         if self._audio is not None:
-            HoldAudioShelf(StateDir(self._config.state_path).holds, self._config.web.hold_audio_mb).save(
-                self.session, self._audio.samples())
+            HoldAudioShelf.for_config(self._config).save(self.session, self._audio.samples())
         gate = f"floor {result.floor_db:.1f} dB" if np.isfinite(result.floor_db) else "not gated"
         log.info("collected %r: %d windows stored, %d quiet → %s, %d dropped (%s, session %s)",
                  result.label, stored, moved, background, skipped, gate, self.session)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio.wavfile import WavError, write_wav
+from edge.statedir import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,11 @@ class HoldAudioShelf:
     def __init__(self, directory: Path, budget_mb: float):
         self.directory = Path(directory)
         self.budget_bytes = int(budget_mb * 1024 * 1024)
+
+    @classmethod
+    def for_config(cls, config) -> "HoldAudioShelf":
+        """The device's shelf: ``<state_dir>/holds``, ``web.hold_audio_mb``."""
+        return cls(StateDir(config.state_path).holds, config.web.hold_audio_mb)
 
     def path(self, session: str) -> Path | None:
         """The session's WAV, or None (no audio kept for it, or not a session id)."""

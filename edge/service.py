@@ -33,7 +33,7 @@ from edge.audio.sources import AudioSource
 from edge.config import SAMPLE_RATE, Config
 from edge.engine import Engine
 from edge.errors import AudioError, ConfigError, EdgeError, StoreError
-from edge.statedir import StateDir
+from edge.hold_audio import HoldAudioShelf
 from edge.events import DecisionMade, ErrorOccurred, EventBus
 from edge.memory import configure_malloc, release_free_heap
 
@@ -87,7 +87,7 @@ def _make_web(config: Config, engine: Engine, telemetry=None):
         return {**engine.snapshot(), "mqtt": {"enabled": telemetry is not None,
                                               "connected": bool(telemetry is not None and telemetry.connected)}}
     try:
-        return WebConsole(config.web, engine, snapshot, StateDir(config.state_path))
+        return WebConsole(config.web, engine, snapshot, HoldAudioShelf.for_config(config))
     except ConfigError as exc:
         log.warning("%s; the device runs without the console", exc)
         return None

@@ -25,12 +25,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from edge.control import DeviceControl
-from edge.errors import EdgeError
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 from edge.events import Event, ExamplesDeleted, PredictionMade
 from edge.telemetry import commands
 from edge.hold_audio import HoldAudioShelf
-from edge.statedir import StateDir
 from edge.web import curate
 from edge.web.settings import WebSettings, split_listen
 
@@ -62,14 +60,15 @@ class LiveFrames(Event):
 class WebConsole:
     """Serves the page, the state, the event stream and the commands for one engine."""
 
-    def __init__(self, settings: WebSettings, control: DeviceControl, snapshot: Any, state: StateDir) -> None:
+    def __init__(self, settings: WebSettings, control: DeviceControl, snapshot: Any, holds: HoldAudioShelf) -> None:
         self.settings = settings
         self.control = control
         self.snapshot = snapshot
         self._clients: list[queue.Queue] = []
         self._lock = threading.Lock()
         self._page = resources.files("edge.web").joinpath("console.html").read_bytes()
-        self.holds = HoldAudioShelf(state.holds, settings.hold_audio_mb)
+        self.holds = holds
+        """Recent holds' audio (the shelf the holds fill): played back, deleted with their session."""
         host, port = split_listen(settings.listen)
         self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self.httpd.daemon_threads = True

@@ -13,6 +13,23 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_console_by_default():
+    """Services built from a default ``Config()`` serve no web console in tests.
+
+    NOTE: the product's default is a console on 127.0.0.1:8080. Tests that build a Service from the
+    default config took that port while they ran, and a daemon started beside them (the README's
+    ``dev.sh run``) came up without its console (measured in a fresh clone, stop 26). The web tests
+    set ``web.listen`` themselves (port 0)."""
+    from edge.config import Config
+    from edge.web.settings import WebSettings
+    off = WebSettings(listen="")
+    saved = Config.__init__.__defaults__
+    Config.__init__.__defaults__ = tuple(off if isinstance(d, WebSettings) else d for d in saved or ())
+    yield
+    Config.__init__.__defaults__ = saved
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

@@ -7,6 +7,7 @@ import pytest
 
 from edge.config import Config, config_from_dict, load_config
 from edge.errors import ConfigError
+from edge.web.settings import WebSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "edge-slider.toml"
 
@@ -24,7 +25,7 @@ def uncommented_example(tmp_path) -> Path:
 
 def test_example_config_lists_every_key_with_its_default(tmp_path):
     cfg = load_config(str(uncommented_example(tmp_path)), env={})
-    defaults = Config()
+    defaults = Config(web=WebSettings())  # the product's default console (conftest turns it off in tests)
     assert cfg.redacted() == {**defaults.redacted(), "source_path": cfg.source_path}
 
 

@@ -26,6 +26,7 @@ def no_console_by_default():
     off = WebSettings(listen="")
     saved = Config.__init__.__defaults__
     Config.__init__.__defaults__ = tuple(off if isinstance(d, WebSettings) else d for d in saved or ())
+    assert Config().web.listen == "", "conftest: Config's web default moved; update no_console_by_default"
     yield
     Config.__init__.__defaults__ = saved
 

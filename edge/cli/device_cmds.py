@@ -145,14 +145,7 @@ def cmd_listen(args, config: Config) -> int:
     from edge.engine import Engine
     from edge.events import DecisionMade, PredictionMade
     from edge.model.registry import ModelRegistry
-    listen = config.listen
-    if args.threshold is not None:
-        if not 0 <= args.threshold <= 1:
-            raise UsageError("--threshold must be between 0 and 1")
-        listen = dataclasses.replace(listen, threshold=args.threshold)
-    if args.mode:
-        listen = dataclasses.replace(listen, mode=args.mode)
-    config = dataclasses.replace(config, listen=listen)
+    config = _listen_config(args, config)
     registry = ModelRegistry(config.state.models, keep=config.train.keep_models)
     classifier = registry.load_current(expect_hop=config.frontend.hop)
     if classifier is None:
@@ -161,14 +154,7 @@ def cmd_listen(args, config: Config) -> int:
     # NOTE: a file is read block by block (a 1-hour WAV read whole peaked at 1.9 GB RSS).
     audio = open_wav(args.from_wav) if args.from_wav else InMemory(record_seconds(config, args.seconds))
     slider = Slider(NullOutput(), config.slider, None)
-    try:
-        store = _open_store(config)
-    except StoreError as exc:
-        # NOTE: listening needs only the model: a read-only or damaged store must not stop it
-        from edge.store import UnavailableStore
-        log.warning("%s", exc)
-        store = UnavailableStore(config.state.store, str(exc))
-    with contextlib.closing(store):
+    with contextlib.closing(_listen_store(config)) as store:
         engine = Engine(config, store=store, registry=registry, slider=slider, classifier=classifier)
         # NOTE: `--events -` is stdout, where every decision is printed anyway.
         out = open(args.events, "w", encoding="utf-8") if args.events and args.events != "-" else None
@@ -195,21 +181,8 @@ def cmd_listen(args, config: Config) -> int:
 
         engine.bus.subscribe(on_event)
         engine.set_listening(True)
-        hop = 1024
-        t0 = time.monotonic()
-        done = 0
         try:
-            for samples in audio.blocks():
-                for i in range(0, samples.shape[0], hop):
-                    if args.realtime:
-                        delay = t0 + (done + hop) / SAMPLE_RATE - time.monotonic()
-                        if delay > 0:
-                            time.sleep(delay)
-                    chunk = samples[i:i + hop]
-                    engine.process(chunk)
-                    done += chunk.shape[0]
-                if reader_gone:
-                    raise BrokenPipeError("stdout: the reader went away")
+            done = _feed(engine, audio, args.realtime, reader_gone)
         finally:
             if out:
                 out.close()
@@ -218,6 +191,48 @@ def cmd_listen(args, config: Config) -> int:
     log.info("%d decisions in %.1f s of audio; final position %.1f", len(decisions), done / SAMPLE_RATE,
              slider.position)
     return 0
+
+
+def _listen_config(args, config: Config) -> Config:
+    """The config with `listen`'s --threshold and --mode applied."""
+    listen = config.listen
+    if args.threshold is not None:
+        if not 0 <= args.threshold <= 1:
+            raise UsageError("--threshold must be between 0 and 1")
+        listen = dataclasses.replace(listen, threshold=args.threshold)
+    if args.mode:
+        listen = dataclasses.replace(listen, mode=args.mode)
+    return dataclasses.replace(config, listen=listen)
+
+
+def _listen_store(config: Config):
+    """The example store, or a stand-in that says why it is unavailable."""
+    try:
+        return _open_store(config)
+    except StoreError as exc:
+        # NOTE: listening needs only the model: a read-only or damaged store must not stop it
+        from edge.store import UnavailableStore
+        log.warning("%s", exc)
+        return UnavailableStore(config.state.store, str(exc))
+
+
+def _feed(engine, audio, realtime: bool, reader_gone: list[bool]) -> int:
+    """Every block of ``audio`` through the engine hop by hop (at real-time pace if asked); samples fed."""
+    hop = 1024
+    t0 = time.monotonic()
+    done = 0
+    for samples in audio.blocks():
+        for i in range(0, samples.shape[0], hop):
+            if realtime:
+                delay = t0 + (done + hop) / SAMPLE_RATE - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            chunk = samples[i:i + hop]
+            engine.process(chunk)
+            done += chunk.shape[0]
+        if reader_gone:
+            raise BrokenPipeError("stdout: the reader went away")
+    return done
 
 
 def _save_trace(path: str, rows: list, labels) -> None:

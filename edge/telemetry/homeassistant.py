@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from edge.config import SLIDER_MAX, SLIDER_MIN
 from edge.telemetry.messages import OFFLINE, ONLINE, Topics
@@ -68,18 +68,23 @@ def is_legacy_topic(topics: Topics, device_id: str, topic: str) -> bool:
             and parts[n + 3] == "config")
 
 
-def components(topics: Topics, device_id: str, labels: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """component id → its config (platform ``p``), without what the device config shares."""
+_Item = Callable[..., tuple[str, dict[str, Any]]]
+
+
+def _item_maker(device_id: str) -> _Item:
+    """``item(platform, cid, name, **extra)`` → (component id, its config) for this device."""
     prefix = _slug(device_name(device_id))
 
     def item(platform: str, cid: str, name: str | None, **extra: Any) -> tuple[str, dict[str, Any]]:
         return cid, {"p": platform, "name": name, "unique_id": f"edge-slider-{device_id}-{cid}",
                      # NOTE: default_entity_id replaced object_id (deprecated in HA 2025.10, gone in 2026.4)
                      "default_entity_id": f"{platform}.{prefix}_{_slug(cid)}", **extra}
+    return item
 
-    labels = tuple(labels)
-    diag = {"entity_category": "diagnostic"}
-    entries = [
+
+def _controls(item: _Item, topics: Topics) -> list[tuple[str, dict[str, Any]]]:
+    """What Home Assistant can change: position, threshold, listening, train, "that was wrong"."""
+    return [
         item("number", "position", "Position", command_topic=topics.cmd("position"),
              command_template='{"value": {{ value }}}', value_template="{{ value_json.position }}",
              min=SLIDER_MIN, max=SLIDER_MAX, step=0.1, mode="slider", icon="mdi:tune-vertical"),
@@ -95,6 +100,12 @@ def components(topics: Topics, device_id: str, labels: Iterable[str]) -> dict[st
              icon="mdi:school"),
         item("button", "false_move", "That was wrong", command_topic=topics.cmd("false_move"),
              payload_press="{}", icon="mdi:undo"),
+    ]
+
+
+def _status(item: _Item, topics: Topics, labels: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """What the device is doing: its mode, the last label, the sound event."""
+    return [
         item("sensor", "mode", "Mode", device_class="enum", options=list(MODES),
              value_template="{{ value_json.mode }}", icon="mdi:state-machine"),
         item("sensor", "last_label", "Last label", device_class="enum", options=[*labels, "none"],
@@ -112,6 +123,13 @@ def components(topics: Topics, device_id: str, labels: Iterable[str]) -> dict[st
                  '"message": {{ value_json.message | tojson }}}'
                  "{% endif %}"),
              icon="mdi:waveform"),
+    ]
+
+
+def _diagnostics(item: _Item, labels: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """The diagnostic sensors: the model, the audio, problems, uptime, examples per class."""
+    diag = {"entity_category": "diagnostic"}
+    entries = [
         item("sensor", "val_accuracy", "Validation accuracy", unit_of_measurement="%", state_class="measurement",
              suggested_display_precision=1, icon="mdi:bullseye-arrow",
              value_template="{{ (value_json.model.val_accuracy * 100) | round(1) "
@@ -137,7 +155,14 @@ def components(topics: Topics, device_id: str, labels: Iterable[str]) -> dict[st
         entries.append(item("sensor", f"examples_{label}", f"Examples {label}", state_class="measurement",
                             unit_of_measurement="examples", icon="mdi:counter",
                             value_template=f"{{{{ value_json.labels['{label}'] | default(0) }}}}", **diag))
-    return dict(entries)
+    return entries
+
+
+def components(topics: Topics, device_id: str, labels: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """component id → its config (platform ``p``), without what the device config shares."""
+    item = _item_maker(device_id)
+    labels = tuple(labels)
+    return dict([*_controls(item, topics), *_status(item, topics, labels), *_diagnostics(item, labels)])
 
 
 def device_config(topics: Topics, device_id: str, version: str, labels: Iterable[str],

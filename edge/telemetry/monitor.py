@@ -21,7 +21,7 @@ from typing import Any, Callable, TextIO
 from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.errors import CommandError
 from edge.telemetry.messages import Topics, decode_json
-from edge.telemetry.mqtt import make_client
+from edge.telemetry.connection import make_client
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,9 @@
 """``edge-slider bench``: every speed, accuracy and memory figure in one run, beside its anchor.
 
-The table and its anchors are in ``bench_report``, the false-move figures in ``bench_false_moves``.
-
 Anchors are the reference runs of the seed's own pipeline on this machine kind
 (``shared/bench/README.md``): TF.js / Keras fits, the TF-converter int8 model's invoke time
 and size. Figures here are measured, never typed in; the table prints the anchor next to each.
+The table and its anchors are in ``bench_report``, the false-move figures in ``bench_false_moves``.
 """
 
 from __future__ import annotations

@@ -26,12 +26,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import pwd
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -39,6 +37,7 @@ from edge.config import NUM_BINS, NUM_FRAMES
 from edge.errors import StoreError
 from edge.fileio import atomic_write_bytes
 from edge.npz_dataset import read_npz
+from edge.store_db import StoreDb
 
 log = logging.getLogger(__name__)
 
@@ -61,81 +60,17 @@ CREATE INDEX IF NOT EXISTS examples_session ON examples(session);
 """
 
 
-class ExampleStore:
-    """Labelled windows under the state dir. Not thread-safe: the engine's loop thread owns it."""
+class ExampleStore(StoreDb):
+    """Labelled windows under the state dir. Not thread-safe: the engine's loop thread owns it.
+
+    Opening, transactions and the one-line errors are :class:`edge.store_db.StoreDb`'s."""
 
     problem: str | None = None
     """Always None here; :class:`UnavailableStore` carries why the store cannot be used."""
 
-    def __init__(self, path: str | Path, check: bool = True):
-        self.path = Path(path)
-        self._db: sqlite3.Connection | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # NOTE: check_same_thread=False because the trainer thread reads the store; the engine
-            # never writes while training (collect is refused in that mode).
-            self._db = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            if check:
-                self._quick_check()
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise StoreError(self._explain(exc)) from None
-        except OSError as exc:
-            self.close()
-            if not _writable(self.path.parent):
-                raise StoreError(_read_only_message(self.path, exc.strerror or str(exc))) from None
-            raise StoreError(f"example store {self.path}: {exc.strerror}") from None
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError(f"example store {self.path}: used after close(); open it again")
-        return self._db
-
-    def _quick_check(self) -> None:
-        """Corrupt pages are found here, once, not by `train` hours later. quick_check skips the
-        index-vs-table comparison of integrity_check: measured 5 ms on 1,500 windows (6 MB)."""
-        rows = [r[0] for r in self._conn.execute("PRAGMA quick_check(3)").fetchall()]
-        if rows != ["ok"]:
-            detail = "; ".join(r for r in rows if not r.startswith("***"))[:120] or "no answer"
-            raise sqlite3.DatabaseError(f"database disk image is malformed: {detail}")
-
-    def _explain(self, exc: sqlite3.DatabaseError) -> str:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "malformed" in text or "not a database" in text:
-            return damaged_message(self.path, text)
-        if not _writable(self.path.parent) or "readonly" in text or "unable to open" in text:
-            return _read_only_message(self.path, text)
-        return f"example store {self.path}: {text}"
-
-    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Reads a damaged page only shows up here: one line with the fix, not a DatabaseError."""
-        try:
-            return fn(self._conn)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(self._explain(exc)) from None
+    _schema = _SCHEMA
 
     # ------------------------------------------------------------------ writes
-    def _write(self, what: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        try:
-            db = self._conn
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                n = fn(db)
-            except BaseException:
-                # NOTE: SQLite rolls back by itself on some errors (SQLITE_FULL): only roll back an open one.
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return n
-        except sqlite3.Error as exc:
-            raise StoreError(f"{what} not stored ({exc}); nothing was written") from None
-
     def add_many(self, label: str, windows: np.ndarray | Iterable[np.ndarray], source: str, session: str) -> int:
         """Store windows under one label in one transaction; returns how many."""
         return self.add_groups([(label, windows)], source, session)[0]
@@ -269,18 +204,6 @@ class ExampleStore:
                 progress(min(start + IMPORT_CHUNK, x.shape[0]), x.shape[0])
         return added
 
-    def close(self) -> None:
-        db = getattr(self, "_db", None)
-        if db is not None:
-            db.close()
-            self._db = None
-
-    def __enter__(self) -> "ExampleStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 class UnavailableStore:
     """Stands in for a store that cannot open, so the daemon still starts and listens: every use
@@ -300,43 +223,6 @@ class UnavailableStore:
 
     def close(self) -> None:
         pass
-
-
-def damaged_message(path: Path, detail: str) -> str:
-    # NOTE: cause and fix first: MQTT replies cut error text at 300 characters
-    return (f"example store damaged ({detail}); fix: stop the daemon and run `edge-slider dataset recover` "
-            f"(copies every readable example into a new store, keeps the damaged file); collection and training "
-            f"are off until then, listening goes on ({path})")
-
-
-def _read_only_message(path: Path, detail: str) -> str:
-    if _mounted_read_only(path.parent):
-        return (f"example store not writable ({detail}: the file system is mounted read-only); fix: remount it "
-                f"read-write (`sudo mount -o remount,rw {_mount_point(path.parent)}`) or set device.state_dir to a "
-                f"writable dir; collection and training are off until then, listening goes on ({path.name})")
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    return (f"example store not writable ({detail}: read-only, or another user's); fix: "
-            f"`sudo chown -R {user}: {path.parent}`; collection and training are off until then, listening goes "
-            f"on ({path.name})")
-
-
-def _mounted_read_only(directory: Path) -> bool:
-    try:
-        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def _mount_point(directory: Path) -> Path:
-    p = Path(directory).resolve()
-    while not os.path.ismount(p) and p != p.parent:
-        p = p.parent
-    return p
-
-
-def _writable(directory: Path) -> bool:
-    # NOTE: access() reports EROFS even for root, whose writes file modes do not stop
-    return os.access(directory, os.W_OK) if directory.exists() else True
 
 
 def _window(path: Path, label: str, blob: bytes) -> np.ndarray:

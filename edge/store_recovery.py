@@ -14,7 +14,8 @@ from typing import Any
 
 from edge.errors import StoreError
 from edge.fileio import fsync_dir
-from edge.store import WINDOW_BYTES, ExampleStore, damaged_message
+from edge.store import WINDOW_BYTES, ExampleStore
+from edge.store_db import damaged_message
 
 log = logging.getLogger(__name__)
 

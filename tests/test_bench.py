@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from edge.tooling.bench import ANCHORS, decision_latency_hops, format_table, measure_frontend
+from edge.tooling.bench import decision_latency_hops, measure_frontend
+from edge.tooling.bench_report import ANCHORS, format_table
 from edge.audio import synth
 from edge.events import DecisionMade
 
@@ -56,7 +57,7 @@ def test_latency_breakdown_separates_the_model_from_the_smoothing():
 def test_bench_data_defaults_to_the_copies_in_tests_data(monkeypatch, tmp_path):
     """A fresh clone has no ../shared/bench: the bench must find the seed data it ships."""
     from pathlib import Path
-    from edge.tooling.bench import default_bench_dir
+    from edge.tooling.bench_report import default_bench_dir
     monkeypatch.delenv("EDGE_SLIDER_BENCH_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
     assert default_bench_dir() == Path(__file__).resolve().parent / "data"
@@ -78,7 +79,7 @@ def test_machine_says_when_qemu_user_runs_the_bench():
 
 def test_the_counted_loop_runs_the_real_listening_pipeline(tmp_path):
     """`bench --instructions` counts this loop under valgrind; it must drive the real device."""
-    from edge.tooling.bench import train_demo_model
+    from edge.tooling.demo import train_demo_model
     from edge.tooling.hop_cost import run_hops
     train_demo_model(tmp_path)
     run_hops(tmp_path, 40)

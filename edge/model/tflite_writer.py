@@ -121,37 +121,47 @@ class _Writer:
             tflite.OperatorAddBuiltinOptions(b, opt_off)
         return tflite.OperatorEnd(b)
 
+    def table_vector(self, start_fn, offsets) -> int:
+        """A vector of table offsets (tensors, operators, subgraphs, ...)."""
+        return self._vec(start_fn, offsets, self.b.PrependUOffsetTRelative)
 
-def write_model(qm: QuantModel, metadata: dict) -> bytes:
-    """Serialize a quantized model and its metadata dict to .tflite bytes."""
-    w = _Writer()
-    b = w.b
+
+def _queue_tensors(w: _Writer, qm: QuantModel) -> dict[str, int]:
+    """Queue the graph's 17 tensors (constants go to their buffers); name → tensor index."""
     k = qm.num_classes
+    window = [1, NUM_FRAMES, NUM_BINS, 1]
     # NOTE: normalizing inside the graph costs ~0.2 µs; the same two numpy ops in Python cost 1.8 µs
     # per window (ufunc call overhead), a fifth of the whole classify call.
-    t_db = w.tensor("db", [1, NUM_FRAMES, NUM_BINS, 1], _F32)
-    t_scale = w.tensor("norm_scale", [1], _F32, w.const(np.array([1.0 / net.NORM_STD], np.float32)))
-    t_scaled = w.tensor("db_scaled", [1, NUM_FRAMES, NUM_BINS, 1], _F32)
-    t_offset = w.tensor("norm_offset", [1], _F32, w.const(np.array([-net.NORM_MEAN / net.NORM_STD], np.float32)))
-    t_in = w.tensor("input", [1, NUM_FRAMES, NUM_BINS, 1], _F32)
-    t_inq = w.tensor("input_q", [1, NUM_FRAMES, NUM_BINS, 1], _INT8, q=qm.input_q)
-    t_cw = w.tensor("conv_w", list(qm.conv_w.shape), _INT8, w.const(qm.conv_w), scales=qm.conv_w_scales,
-                    zero_points=[0] * net.DEPTH, qdim=3)
-    t_cb = w.tensor("conv_b", [net.DEPTH], _INT32, w.const(qm.conv_b),
-                    scales=qm.input_q.scale * qm.conv_w_scales.astype(np.float64), zero_points=[0] * net.DEPTH)
-    t_conv = w.tensor("conv", [1, 1, net.CONV_W, net.DEPTH], _INT8, q=qm.conv_q)
-    t_pool = w.tensor("pool", [1, 1, net.POOL_W, net.DEPTH], _INT8, q=qm.conv_q)
-    t_shape = w.tensor("flat_shape", [2], _INT32, w.const(np.array([1, net.FLAT], np.int32)))
-    t_flat = w.tensor("flat", [1, net.FLAT], _INT8, q=qm.conv_q)
-    t_dw = w.tensor("dense_w", list(qm.dense_w.shape), _INT8, w.const(qm.dense_w), scales=qm.dense_w_scales,
-                    zero_points=[0] * k, qdim=0)
-    t_bias = w.tensor("dense_b", [k], _INT32, w.const(qm.dense_b),
-                    scales=qm.conv_q.scale * qm.dense_w_scales.astype(np.float64), zero_points=[0] * k)
-    t_logits = w.tensor("logits", [1, k], _INT8, q=qm.logits_q)
-    t_probq = w.tensor("probs_q", [1, k], _INT8, q=SOFTMAX_Q)
-    t_out = w.tensor("probs", [1, k], _F32)
+    t = {"db": w.tensor("db", window, _F32)}
+    t["norm_scale"] = w.tensor("norm_scale", [1], _F32, w.const(np.array([1.0 / net.NORM_STD], np.float32)))
+    t["db_scaled"] = w.tensor("db_scaled", window, _F32)
+    t["norm_offset"] = w.tensor("norm_offset", [1], _F32,
+                                w.const(np.array([-net.NORM_MEAN / net.NORM_STD], np.float32)))
+    t["input"] = w.tensor("input", window, _F32)
+    t["input_q"] = w.tensor("input_q", window, _INT8, q=qm.input_q)
+    t["conv_w"] = w.tensor("conv_w", list(qm.conv_w.shape), _INT8, w.const(qm.conv_w), scales=qm.conv_w_scales,
+                           zero_points=[0] * net.DEPTH, qdim=3)
+    t["conv_b"] = w.tensor("conv_b", [net.DEPTH], _INT32, w.const(qm.conv_b),
+                           scales=qm.input_q.scale * qm.conv_w_scales.astype(np.float64),
+                           zero_points=[0] * net.DEPTH)
+    t["conv"] = w.tensor("conv", [1, 1, net.CONV_W, net.DEPTH], _INT8, q=qm.conv_q)
+    t["pool"] = w.tensor("pool", [1, 1, net.POOL_W, net.DEPTH], _INT8, q=qm.conv_q)
+    t["flat_shape"] = w.tensor("flat_shape", [2], _INT32, w.const(np.array([1, net.FLAT], np.int32)))
+    t["flat"] = w.tensor("flat", [1, net.FLAT], _INT8, q=qm.conv_q)
+    t["dense_w"] = w.tensor("dense_w", list(qm.dense_w.shape), _INT8, w.const(qm.dense_w),
+                            scales=qm.dense_w_scales, zero_points=[0] * k, qdim=0)
+    t["dense_b"] = w.tensor("dense_b", [k], _INT32, w.const(qm.dense_b),
+                            scales=qm.conv_q.scale * qm.dense_w_scales.astype(np.float64), zero_points=[0] * k)
+    t["logits"] = w.tensor("logits", [1, k], _INT8, q=qm.logits_q)
+    t["probs_q"] = w.tensor("probs_q", [1, k], _INT8, q=SOFTMAX_Q)
+    t["probs"] = w.tensor("probs", [1, k], _F32)
+    return t
 
-    # Option tables first (flatbuffers cannot nest a table inside another under construction).
+
+def _option_tables(w: _Writer) -> dict[int, int]:
+    """The operators' option tables, built first (flatbuffers cannot nest a table inside another under
+    construction); ``tflite.BuiltinOptions`` type → table offset."""
+    b, BO = w.b, tflite.BuiltinOptions
     tflite.DepthwiseConv2DOptionsStart(b)
     tflite.DepthwiseConv2DOptionsAddPadding(b, tflite.Padding.VALID)
     tflite.DepthwiseConv2DOptionsAddStrideW(b, 1)
@@ -160,50 +170,59 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
     tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, tflite.ActivationFunctionType.RELU)
     tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, 1)
     tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, 1)
-    dw_opts = tflite.DepthwiseConv2DOptionsEnd(b)
+    opts = {BO.DepthwiseConv2DOptions: tflite.DepthwiseConv2DOptionsEnd(b)}
     tflite.Pool2DOptionsStart(b)
     tflite.Pool2DOptionsAddPadding(b, tflite.Padding.VALID)
     tflite.Pool2DOptionsAddStrideW(b, 2)
     tflite.Pool2DOptionsAddStrideH(b, 2)
     tflite.Pool2DOptionsAddFilterWidth(b, 2)
     tflite.Pool2DOptionsAddFilterHeight(b, 1)
-    pool_opts = tflite.Pool2DOptionsEnd(b)
+    opts[BO.Pool2DOptions] = tflite.Pool2DOptionsEnd(b)
     new_shape = w.vec_i32(tflite.ReshapeOptionsStartNewShapeVector, [1, net.FLAT])
     tflite.ReshapeOptionsStart(b)
     tflite.ReshapeOptionsAddNewShape(b, new_shape)
-    reshape_opts = tflite.ReshapeOptionsEnd(b)
+    opts[BO.ReshapeOptions] = tflite.ReshapeOptionsEnd(b)
     tflite.FullyConnectedOptionsStart(b)
-    fc_opts = tflite.FullyConnectedOptionsEnd(b)
+    opts[BO.FullyConnectedOptions] = tflite.FullyConnectedOptionsEnd(b)
     tflite.SoftmaxOptionsStart(b)
     tflite.SoftmaxOptionsAddBeta(b, 1.0)
-    sm_opts = tflite.SoftmaxOptionsEnd(b)
-
+    opts[BO.SoftmaxOptions] = tflite.SoftmaxOptionsEnd(b)
     tflite.MulOptionsStart(b)
-    mul_opts = tflite.MulOptionsEnd(b)
+    opts[BO.MulOptions] = tflite.MulOptionsEnd(b)
     tflite.AddOptionsStart(b)
-    add_opts = tflite.AddOptionsEnd(b)
+    opts[BO.AddOptions] = tflite.AddOptionsEnd(b)
+    return opts
 
+
+def _operators(w: _Writer, t: dict[str, int], opts: dict[int, int]) -> list[int]:
+    """The 9 operators in graph order, tensors named as ``_queue_tensors`` names them."""
     BO, OP = tflite.BuiltinOptions, tflite.BuiltinOperator
-    ops = [
-        w.operator(OP.MUL, [t_db, t_scale], [t_scaled], BO.MulOptions, mul_opts),
-        w.operator(OP.ADD, [t_scaled, t_offset], [t_in], BO.AddOptions, add_opts),
-        w.operator(OP.QUANTIZE, [t_in], [t_inq]),
-        w.operator(OP.DEPTHWISE_CONV_2D, [t_inq, t_cw, t_cb], [t_conv], BO.DepthwiseConv2DOptions, dw_opts),
-        w.operator(OP.MAX_POOL_2D, [t_conv], [t_pool], BO.Pool2DOptions, pool_opts),
-        w.operator(OP.RESHAPE, [t_pool, t_shape], [t_flat], BO.ReshapeOptions, reshape_opts),
-        w.operator(OP.FULLY_CONNECTED, [t_flat, t_dw, t_bias], [t_logits], BO.FullyConnectedOptions, fc_opts),
-        w.operator(OP.SOFTMAX, [t_logits], [t_probq], BO.SoftmaxOptions, sm_opts),
-        w.operator(OP.DEQUANTIZE, [t_probq], [t_out]),
+
+    def op(builtin: int, inputs: list[str], outputs: list[str], opt_type: int = 0) -> int:
+        return w.operator(builtin, [t[n] for n in inputs], [t[n] for n in outputs], opt_type,
+                          opts[opt_type] if opt_type else None)
+
+    return [
+        op(OP.MUL, ["db", "norm_scale"], ["db_scaled"], BO.MulOptions),
+        op(OP.ADD, ["db_scaled", "norm_offset"], ["input"], BO.AddOptions),
+        op(OP.QUANTIZE, ["input"], ["input_q"]),
+        op(OP.DEPTHWISE_CONV_2D, ["input_q", "conv_w", "conv_b"], ["conv"], BO.DepthwiseConv2DOptions),
+        op(OP.MAX_POOL_2D, ["conv"], ["pool"], BO.Pool2DOptions),
+        op(OP.RESHAPE, ["pool", "flat_shape"], ["flat"], BO.ReshapeOptions),
+        op(OP.FULLY_CONNECTED, ["flat", "dense_w", "dense_b"], ["logits"], BO.FullyConnectedOptions),
+        op(OP.SOFTMAX, ["logits"], ["probs_q"], BO.SoftmaxOptions),
+        op(OP.DEQUANTIZE, ["probs_q"], ["probs"]),
     ]
+
+
+def _subgraph(w: _Writer, ops: list[int], inputs: list[int], outputs: list[int]) -> int:
+    """The one subgraph ``main``: builds the queued tensors, then the table holding them and ``ops``."""
+    b = w.b
     tensors = [w._build_tensor(*t) for t in w.tensors]
-
-    def table_vector(start_fn, offsets) -> int:
-        return w._vec(start_fn, offsets, b.PrependUOffsetTRelative)
-
-    t_vec = table_vector(tflite.SubGraphStartTensorsVector, tensors)
-    o_vec = table_vector(tflite.SubGraphStartOperatorsVector, ops)
-    in_vec = w.vec_i32(tflite.SubGraphStartInputsVector, [t_db])
-    out_vec = w.vec_i32(tflite.SubGraphStartOutputsVector, [t_out])
+    t_vec = w.table_vector(tflite.SubGraphStartTensorsVector, tensors)
+    o_vec = w.table_vector(tflite.SubGraphStartOperatorsVector, ops)
+    in_vec = w.vec_i32(tflite.SubGraphStartInputsVector, inputs)
+    out_vec = w.vec_i32(tflite.SubGraphStartOutputsVector, outputs)
     sg_name = b.CreateString("main")
     tflite.SubGraphStart(b)
     tflite.SubGraphAddTensors(b, t_vec)
@@ -211,8 +230,12 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
     tflite.SubGraphAddInputs(b, in_vec)
     tflite.SubGraphAddOutputs(b, out_vec)
     tflite.SubGraphAddName(b, sg_name)
-    subgraph = tflite.SubGraphEnd(b)
+    return tflite.SubGraphEnd(b)
 
+
+def _operator_codes(w: _Writer) -> list[int]:
+    """One OperatorCode table per entry of ``_OPS``, both builtin-code fields set."""
+    b = w.b
     codes = []
     for code, version in _OPS:
         tflite.OperatorCodeStart(b)
@@ -220,9 +243,12 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
         tflite.OperatorCodeAddBuiltinCode(b, code)
         tflite.OperatorCodeAddVersion(b, version)
         codes.append(tflite.OperatorCodeEnd(b))
+    return codes
 
-    meta_buffer = len(w.buffers)
-    w.buffers.append(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode())
+
+def _buffers(w: _Writer) -> list[int]:
+    """One Buffer table per queued buffer; the empty ones (the sentinel 0) carry no data vector."""
+    b = w.b
     buffer_offs = []
     for data in w.buffers:
         data_off = w.aligned_bytes(data) if data else None
@@ -230,16 +256,26 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
         if data_off is not None:
             tflite.BufferAddData(b, data_off)
         buffer_offs.append(tflite.BufferEnd(b))
+    return buffer_offs
+
+
+def _metadata(w: _Writer, buffer: int) -> int:
+    """The ``edge_slider`` Metadata table pointing at ``buffer``."""
+    b = w.b
     meta_name = b.CreateString(METADATA_NAME)
     tflite.MetadataStart(b)
     tflite.MetadataAddName(b, meta_name)
-    tflite.MetadataAddBuffer(b, meta_buffer)
-    meta = tflite.MetadataEnd(b)
+    tflite.MetadataAddBuffer(b, buffer)
+    return tflite.MetadataEnd(b)
 
-    codes_vec = table_vector(tflite.ModelStartOperatorCodesVector, codes)
-    sg_vec = table_vector(tflite.ModelStartSubgraphsVector, [subgraph])
-    buf_vec = table_vector(tflite.ModelStartBuffersVector, buffer_offs)
-    meta_vec = table_vector(tflite.ModelStartMetadataVector, [meta])
+
+def _finish_model(w: _Writer, codes: list[int], subgraph: int, buffers: list[int], meta: int) -> bytes:
+    """The root Model table (schema version 3), finished with the ``TFL3`` identifier."""
+    b = w.b
+    codes_vec = w.table_vector(tflite.ModelStartOperatorCodesVector, codes)
+    sg_vec = w.table_vector(tflite.ModelStartSubgraphsVector, [subgraph])
+    buf_vec = w.table_vector(tflite.ModelStartBuffersVector, buffers)
+    meta_vec = w.table_vector(tflite.ModelStartMetadataVector, [meta])
     tflite.ModelStart(b)
     tflite.ModelAddVersion(b, 3)
     tflite.ModelAddOperatorCodes(b, codes_vec)
@@ -249,6 +285,22 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
     model = tflite.ModelEnd(b)
     b.Finish(model, file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def write_model(qm: QuantModel, metadata: dict) -> bytes:
+    """Serialize a quantized model and its metadata dict to .tflite bytes.
+
+    The order of the steps is the byte layout (flatbuffers are built back to front): change it and the
+    file changes, even where the runtime would read it the same."""
+    w = _Writer()
+    t = _queue_tensors(w, qm)
+    ops = _operators(w, t, _option_tables(w))
+    subgraph = _subgraph(w, ops, [t["db"]], [t["probs"]])
+    codes = _operator_codes(w)
+    meta_buffer = len(w.buffers)
+    w.buffers.append(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode())
+    buffers = _buffers(w)
+    return _finish_model(w, codes, subgraph, buffers, _metadata(w, meta_buffer))
 
 
 def read_metadata(data: bytes) -> dict | None:

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import synth
-from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN
+from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
 from edge.errors import UsageError
 from edge.fileio import atomic_write_bytes
 from edge.events import DecisionMade, Event, TrainingFinished, TrainingProgress
-from edge.service import Service
+from edge.service import RunOptions, Service
 from edge.statedir import StateDir
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,26 @@ def score_decisions(decisions: list[DecisionMade], onsets: list[synth.Onset], to
     false_moves = len(decisions) - len(used)
     return {"sounds": sounds, "hits": hits, "wrong": wrong, "missed": sounds - hits - wrong,
             "false_moves": false_moves}
+
+
+def demo_config(state_dir: Path) -> Config:
+    cfg = Config().replace("device", state_dir=str(state_dir)).replace("mqtt", enabled=False).replace("web", listen="")
+    # as `edge-slider demo`: the codelab recipe's level handling (no gain jitter) for the synthetic room
+    return cfg.replace("train", min_examples=5, **synth.SYNTHETIC_ROOM_TRAINING)
+
+
+def train_demo_model(state_dir: Path, seed: int = 1) -> Config:
+    """Teach the mock device the demo's classes (as `edge-slider demo` does) and train a model."""
+    cfg = demo_config(state_dir)
+    with Service(cfg, RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
+        for i, (label, script) in enumerate(TRAIN_SCENES.items()):
+            samples, _ = synth.render(script, seed=seed * 100 + i)
+            hold_button(svc, cfg.class_spec(label).button, samples)
+        press_button(svc, cfg.buttons.train)
+        wait_training(svc)
+        if svc.engine.classifier is None:
+            raise RuntimeError("demo training produced no model")
+    return cfg
 
 
 def run_demo(service: Service, seed: int = 1, out=print, train_stall_s: float = STALL_S) -> int:

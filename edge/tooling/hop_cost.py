@@ -33,8 +33,7 @@ PI_ESTIMATES = {"pi4": (1.8, 1.0), "pi_zero2w": (1.0, 0.6)}
 def run_hops(state_dir: Path, hops: int) -> None:
     """The loop being counted: the trained demo device, listening, fed ``hops`` hops of the test scene."""
     from edge.service import RunOptions, Service
-    from edge.tooling.bench import demo_config
-    from edge.tooling.demo import TEST_SCENE
+    from edge.tooling.demo import TEST_SCENE, demo_config
     scene, _ = synth.render(TEST_SCENE, seed=4242, gain_db=-4.0)
     with Service(demo_config(state_dir), RunOptions(simulate=True, mqtt=False, script="gap:0.1", loop=False)) as svc:
         svc.engine.set_listening(True)
@@ -63,7 +62,7 @@ def measure_instructions(short: int = 100, long: int = 600,
     """Instructions per hop of the whole listening pipeline, and Pi estimates from them."""
     if shutil.which("valgrind") is None:
         raise RuntimeError("valgrind not installed: sudo apt install valgrind")
-    from edge.tooling.bench import train_demo_model
+    from edge.tooling.demo import train_demo_model
     with tempfile.TemporaryDirectory(prefix="edge-hopcost-") as tmp:
         progress("teaching the demo model ...")
         train_demo_model(Path(tmp))

@@ -190,7 +190,7 @@ def _open_page(base: str, wait_s: float = 30.0) -> PageReader:
 
 
 def run_web_bench(quick: bool = False, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    from edge.tooling.bench import train_demo_model
+    from edge.tooling.demo import train_demo_model
     from edge.tooling.machine import machine
     figures: dict[str, Any] = machine()
     with tempfile.TemporaryDirectory(prefix="edge-bench-web-") as tmp:

@@ -82,45 +82,16 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
         calibrated = model_thresholds(state, config)
         replays = score.replay(trace, config.listen, config.classes, thresholds, calibrated)
         matches = _same(replays["calibrated" if calibrated else config.listen.threshold], decisions)
-        test = score.score_stream(decisions, sc.test.events, sc.test.duration, TAUGHT)
-        test["blame"] = dict(score.blame(test["false_times"], sc.test.events, TAUGHT))
-        test["blame_sources"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT).most_common(8))
-        test["blame_family"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT,
-                                                        key=score.family).most_common())
-        test["recall_by_source"] = score.hits_by(decisions, sc.test.events, TAUGHT,
-                                                 lambda e: f"{e.label} {e.source.split(' ')[0]}")
-        test["recall_by_condition"] = score.hits_by(decisions, sc.test.events, TAUGHT, score.condition)
+        test = _score_test(sc, decisions)
         sweep = []
         for th in thresholds:
             s = score.score_stream(replays[th], sc.test.events, sc.test.duration, TAUGHT)
             sweep.append({"threshold": th, "macro_recall": s["macro_recall"], "false_per_min": s["false_per_min"],
                           "cross_fire": s["cross_fire"]})
-        house: dict[str, Any] = {"false_moves": 0, "hours": 0.0, "blame": {}, "blame_sources": {}, "blame_family": {}}
-        house_sweep = {th: 0 for th in thresholds}
-        teach_packs = tuple(f"/{p}/" for p in sc.notes.get("teach_packs", ()))
-        for k, chunk in enumerate(household):
-            d, tr = listen(base, chunk, state, f"household-{k}")
-            # NOTE: users talk in their own room: say apart the false moves on the voices that taught.
-            events = [dataclasses.replace(e, label=e.label + " (teaching voice)") if teach_packs and
-                      any(p in e.source for p in teach_packs) else e for e in chunk.events]
-            r = score.replay(tr, config.listen, config.classes, thresholds, calibrated)
-            matches = matches and _same(r["calibrated" if calibrated else config.listen.threshold], d)
-            s = score.score_stream(d, chunk.events, chunk.duration, TAUGHT)
-            house["false_moves"] += s["false_moves"]
-            house["hours"] += chunk.duration / 3600
-            for kind, n in score.blame(s["false_times"], events, TAUGHT).items():
-                house["blame"][kind] = house["blame"].get(kind, 0) + n
-            for src, n in score.blame_sources(s["false_times"], chunk.events, TAUGHT).items():
-                house["blame_sources"][src] = house["blame_sources"].get(src, 0) + n
-            for fam, n in score.blame_sources(s["false_times"], chunk.events, TAUGHT, key=score.family).items():
-                house["blame_family"][fam] = house["blame_family"].get(fam, 0) + n
-            for th in thresholds:
-                house_sweep[th] += len(score.merge([x.t for x in r[th]]))
-        hours = max(house["hours"], 1e-9)
-        house["false_per_hour"] = house["false_moves"] / hours
-        house["blame_sources"] = dict(sorted(house["blame_sources"].items(), key=lambda kv: -kv[1])[:8])
+        house, house_sweep, house_matches = _household(sc, household, config, base, state, thresholds, calibrated)
+        matches = matches and house_matches
         for p in sweep:
-            p["household_per_hour"] = house_sweep[p["threshold"]] / hours
+            p["household_per_hour"] = house_sweep[p["threshold"]] / max(house["hours"], 1e-9)
         test.pop("false_times")
         return {"scenario": sc.name, "seed": sc.seed, "test": test, "household": house, "sweep": sweep,
                 "best_within": score.sweep_summary(sweep), "model_bytes": model_bytes,
@@ -129,6 +100,51 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
                 "notes": sc.notes}
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _score_test(sc: Scenario, decisions: list[score.Decision]) -> dict[str, Any]:
+    """The test stream's scores, with the false moves blamed on what was playing and recall split up."""
+    test = score.score_stream(decisions, sc.test.events, sc.test.duration, TAUGHT)
+    test["blame"] = dict(score.blame(test["false_times"], sc.test.events, TAUGHT))
+    test["blame_sources"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT).most_common(8))
+    test["blame_family"] = dict(score.blame_sources(test["false_times"], sc.test.events, TAUGHT,
+                                                    key=score.family).most_common())
+    test["recall_by_source"] = score.hits_by(decisions, sc.test.events, TAUGHT,
+                                             lambda e: f"{e.label} {e.source.split(' ')[0]}")
+    test["recall_by_condition"] = score.hits_by(decisions, sc.test.events, TAUGHT, score.condition)
+    return test
+
+
+def _household(sc: Scenario, household: list[Stream], config: Config, base: list[str], state: Path,
+               thresholds: list[float], calibrated: dict[str, float] | None
+               ) -> tuple[dict[str, Any], dict[float, int], bool]:
+    """Listen to every household chunk: its false moves and their blame, the false moves per threshold
+    of the replay, and whether the replay decided as ``listen`` did on every chunk."""
+    house: dict[str, Any] = {"false_moves": 0, "hours": 0.0, "blame": {}, "blame_sources": {}, "blame_family": {}}
+    house_sweep = {th: 0 for th in thresholds}
+    matches = True
+    teach_packs = tuple(f"/{p}/" for p in sc.notes.get("teach_packs", ()))
+    for k, chunk in enumerate(household):
+        d, tr = listen(base, chunk, state, f"household-{k}")
+        # NOTE: users talk in their own room: say apart the false moves on the voices that taught.
+        events = [dataclasses.replace(e, label=e.label + " (teaching voice)") if teach_packs and
+                  any(p in e.source for p in teach_packs) else e for e in chunk.events]
+        r = score.replay(tr, config.listen, config.classes, thresholds, calibrated)
+        matches = matches and _same(r["calibrated" if calibrated else config.listen.threshold], d)
+        s = score.score_stream(d, chunk.events, chunk.duration, TAUGHT)
+        house["false_moves"] += s["false_moves"]
+        house["hours"] += chunk.duration / 3600
+        for kind, n in score.blame(s["false_times"], events, TAUGHT).items():
+            house["blame"][kind] = house["blame"].get(kind, 0) + n
+        for src, n in score.blame_sources(s["false_times"], chunk.events, TAUGHT).items():
+            house["blame_sources"][src] = house["blame_sources"].get(src, 0) + n
+        for fam, n in score.blame_sources(s["false_times"], chunk.events, TAUGHT, key=score.family).items():
+            house["blame_family"][fam] = house["blame_family"].get(fam, 0) + n
+        for th in thresholds:
+            house_sweep[th] += len(score.merge([x.t for x in r[th]]))
+    house["false_per_hour"] = house["false_moves"] / max(house["hours"], 1e-9)
+    house["blame_sources"] = dict(sorted(house["blame_sources"].items(), key=lambda kv: -kv[1])[:8])
+    return house, house_sweep, matches
 
 
 def model_thresholds(state: Path, config: Config) -> dict[str, float] | None:

@@ -16,21 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from contextlib import suppress
 from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from edge.audio.spectrogram import FrameStream, WindowStream, window_level_db
-from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
+from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
 from edge.errors import CommandError, EdgeError, StateError, StoreError
-from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
-                         ExamplesDeleted, ExamplesMoved, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
-                         TrainingFinished)
-from edge.false_move import FALSE_MOVE_MAX_AGE_S, MoveMemory
+from edge.events import (CollectionStarted, ErrorOccurred, EventBus, ExamplesCollected, ExamplesDeleted, ExamplesMoved,
+                         FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, Refused, TrainingFinished)
+from edge.false_move import FALSE_MOVE_MAX_AGE_S
 from edge.hold import HoldJob
+from edge.hop_pipeline import HopPipeline
 from edge.loop import LoopActor
 from edge.memory import release_free_heap
 from edge.model.train import too_few
@@ -43,10 +41,13 @@ from edge.training_job import TrainingJob
 log = logging.getLogger(__name__)
 
 IDLE, COLLECTING, TRAINING, LISTENING = Mode.IDLE, Mode.COLLECTING, Mode.TRAINING, Mode.LISTENING
-AMBIENT_SECONDS = 1.0
-"""How much audio before a button press counts as the room's ambient level for the gate."""
 COUNTS_REFRESH_S = 10.0
 """How often the loop re-reads the example counts for the state report (the CLI may change the store)."""
+
+
+def _hop_figure(name: str) -> Any:
+    """A health figure the hop path keeps (:class:`HopPipeline`), read as the engine's own."""
+    return property(lambda self: getattr(self.pipeline, name), doc=f"{name} (kept by the hop path)")
 
 
 class Engine(LoopActor):
@@ -62,8 +63,6 @@ class Engine(LoopActor):
         self.led = led
         self.bus = bus or EventBus()
         self._trainer = trainer
-        self.frontend = FrameStream(config.frontend.hop, config.frontend.db_floor)
-        self.windows = WindowStream(self.frontend)
         self.policy = DecisionPolicy(config.listen, config.classes)
         self._problems = Problems(self.bus)
         self.problems = self._problems.active
@@ -76,21 +75,12 @@ class Engine(LoopActor):
         """Listening comes back after the hold or training in progress (the state report shows it on)."""
         self.hold: HoldJob | None = None
         """The button hold in progress; replaced whole, so another thread may read it once."""
-        hops_per_s = SAMPLE_RATE / config.frontend.hop
-        self._ambient: deque[float] = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
-        self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
-        self._moves = MoveMemory(hops_per_s)
+        self.pipeline = HopPipeline(self)
+        """The per-hop path: front end, windows, classifier, policy, slider (:mod:`edge.hop_pipeline`)."""
+        self._max_hold_windows = int(config.collect.max_hold_s * self.pipeline.hops_per_s) + 1
+        self._moves = self.pipeline.moves
         self._training: TrainingJob | None = None
         self.started = time.monotonic()
-        # Health figures for the state report.
-        self.hops = 0
-        self.samples_in = 0
-        """Stream samples processed so far (stream time = samples_in / 44100)."""
-        self.level_dbfs = -float("inf")
-        self.classify_us = 0.0
-        self.hop_us = 0.0
-        self.last_label: str | None = None
-        self.last_score = 0.0
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.cpu_percent = 0.0
         self.counts: dict[str, int] = {}
@@ -127,63 +117,22 @@ class Engine(LoopActor):
         self.counts = counts
         return counts
 
-    # ------------------------------------------------------------------ the hop path
+    # ------------------------------------------------------------------ the hop path (edge.hop_pipeline)
+    hops = _hop_figure("hops")
+    samples_in = _hop_figure("samples_in")
+    """Stream samples processed so far (stream time = samples_in / 44100)."""
+    level_dbfs = _hop_figure("level_dbfs")
+    classify_us = _hop_figure("classify_us")
+    hop_us = _hop_figure("hop_us")
+    last_label = _hop_figure("last_label")
+    last_score = _hop_figure("last_score")
+
     def process(self, samples: np.ndarray) -> None:
         """Feed new audio; runs collection / classification for every completed hop."""
-        if samples.shape[0] == 0:
-            return
-        t0 = time.perf_counter()
-        self.samples_in += samples.shape[0]
-        power = float(np.dot(samples, samples)) / samples.shape[0]
-        self.level_dbfs = 10.0 * np.log10(power) if power > 0 else -float("inf")
-        windows, first = self.windows.push(samples)
-        if self.hold is not None:
-            self.hold.add_audio(samples)   # for the console's playback (a copy, capped)
-        m = windows.shape[0]
-        if m == 0:
-            return
-        if self.tap is not None:
-            self.tap.push(windows[:, -1])
-        for i in range(m):
-            self._hop(windows[i], self.frontend.frame_end_sample(first + i) / SAMPLE_RATE)
-        self.hop_us = (time.perf_counter() - t0) * 1e6 / m
-
-    def _hop(self, window: np.ndarray, t: float) -> None:
-        self.hops += 1
-        level = window_level_db(window)
-        if self.mode == COLLECTING:
-            assert self.hold is not None
-            if not self.hold.add(window, level, t):
-                self._finish_collection_here()
-        else:
-            self._ambient.append(level)
-        if self.mode == LISTENING and self.classifier is not None:
-            self._moves.remember(window, t)
-            t1 = time.perf_counter()
-            probs = self.classifier.predict(window)
-            self.classify_us = (time.perf_counter() - t1) * 1e6
-            verdict = self.policy.update(probs, level, t)
-            self.last_label, self.last_score = verdict.label, verdict.score
-            self.bus.publish(PredictionMade(t, verdict.label, verdict.score,
-                                            dict(zip(self.classifier.labels, map(float, probs))), level))
-            if verdict.act is not None:
-                self._act(verdict.act, verdict.act_score, t)
-
-    def _act(self, label: str, score: float, t: float) -> None:
-        spec = self.config.class_spec(label)
-        self._moves.moved(t, label, self.slider.position)
-        if spec.action == "step":
-            pos = self.slider.step(spec.value)
-        elif spec.action == "set":
-            pos = self.slider.set(spec.value)
-        else:
-            return
-        self.bus.publish(DecisionMade(t, label, score, pos))
-        self.bus.publish(PositionChanged(pos, "decision"))
+        self.pipeline.process(samples)
 
     def _stream_t(self) -> float:
-        """Stream time now: the end of the last frame, in seconds."""
-        return self.frontend.frame_end_sample() / SAMPLE_RATE
+        return self.pipeline.stream_t()
 
     # ------------------------------------------------------------------ modes
     def _set_mode(self, mode: Mode, label: str | None = None) -> None:
@@ -242,7 +191,7 @@ class Engine(LoopActor):
         self._allow("collect", f"collect {label}", collecting=hold.label if hold else None)
         self.resume_listening = self.mode == LISTENING
         self.hold = hold = HoldJob(self.config, label, source, max_windows=self._max_hold_windows,
-                                    ambient_levels=np.array(self._ambient),
+                                    ambient_levels=np.array(self.pipeline.ambient),
                                     deadline=self._stream_t() + seconds if seconds else None)
         self._set_mode(COLLECTING, label)
         self.bus.publish(CollectionStarted(label, hold.session, source))

@@ -24,10 +24,10 @@ import numpy as np
 from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
 from edge.errors import CommandError, EdgeError, StateError, StoreError
-from edge.events import (CollectionStarted, ErrorOccurred, EventBus, ExamplesCollected, ExamplesDeleted, ExamplesMoved,
-                         FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, Refused, TrainingFinished)
-from edge.false_move import FALSE_MOVE_MAX_AGE_S
+from edge.events import (ErrorOccurred, EventBus, ExamplesDeleted, ExamplesMoved, ModeChanged, ModelChanged,
+                         PositionChanged, Refused, TrainingFinished)
 from edge.hold import HoldJob
+from edge.hold_control import HoldControl
 from edge.hop_pipeline import HopPipeline
 from edge.loop import LoopActor
 from edge.memory import release_free_heap
@@ -73,12 +73,10 @@ class Engine(LoopActor):
         self.mode: Mode = IDLE
         self.resume_listening = False
         """Listening comes back after the hold or training in progress (the state report shows it on)."""
-        self.hold: HoldJob | None = None
-        """The button hold in progress; replaced whole, so another thread may read it once."""
         self.pipeline = HopPipeline(self)
         """The per-hop path: front end, windows, classifier, policy, slider (:mod:`edge.hop_pipeline`)."""
-        self._max_hold_windows = int(config.collect.max_hold_s * self.pipeline.hops_per_s) + 1
-        self._moves = self.pipeline.moves
+        self.holds = HoldControl(self)
+        """Collection: a button hold from press to stored, and "that was wrong" (:mod:`edge.hold_control`)."""
         self._training: TrainingJob | None = None
         self.started = time.monotonic()
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
@@ -131,8 +129,10 @@ class Engine(LoopActor):
         """Feed new audio; runs collection / classification for every completed hop."""
         self.pipeline.process(samples)
 
-    def _stream_t(self) -> float:
-        return self.pipeline.stream_t()
+    @property
+    def hold(self) -> HoldJob | None:
+        """The button hold in progress (:attr:`HoldControl.job`); read it once, the loop may end it."""
+        return self.holds.job
 
     # ------------------------------------------------------------------ modes
     def _set_mode(self, mode: Mode, label: str | None = None) -> None:
@@ -182,52 +182,6 @@ class Engine(LoopActor):
     def _check_label(self, label: str) -> None:
         if label not in self.config.labels:
             raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
-
-    def _start_collection(self, label: str, source: str, seconds: float | None = None) -> dict[str, Any]:
-        self._check_label(label)
-        if problem := self._store_problem():
-            self._refuse(f"collect {label}", problem)
-        hold = self.hold
-        self._allow("collect", f"collect {label}", collecting=hold.label if hold else None)
-        self.resume_listening = self.mode == LISTENING
-        self.hold = hold = HoldJob(self.config, label, source, max_windows=self._max_hold_windows,
-                                    ambient_levels=np.array(self.pipeline.ambient),
-                                    deadline=self._stream_t() + seconds if seconds else None)
-        self._set_mode(COLLECTING, label)
-        self.bus.publish(CollectionStarted(label, hold.session, source))
-        return {"label": label, "session": hold.session}
-
-    def _stop_collection(self, label: str | None) -> dict[str, Any]:
-        if self.mode != COLLECTING or self.hold is None:
-            raise StateError("not collecting")
-        if label is not None and label != self.hold.label:
-            raise StateError(f"collecting {self.hold.label!r}, not {label!r}")
-        return self._finish_collection()
-
-    def _finish_collection_here(self) -> None:
-        """A hold that ends without a caller (time limit, `collect` for N seconds, shutdown): nobody
-        waits for the answer, and a full disk must not stop the loop — the failure is already an
-        event and a log."""
-        try:
-            self._finish_collection()
-        except StoreError:
-            pass
-
-    def _finish_collection(self) -> dict[str, Any]:
-        assert self.hold is not None
-        hold, self.hold = self.hold, None
-        try:
-            done = hold.store(self.store)
-            counts = self._refresh_counts()
-        except StoreError as exc:
-            self.bus.publish(ErrorOccurred("store", str(exc)))
-            log.error("collection of %r not stored: %s", hold.label, exc)
-            self._set_mode(LISTENING if self.resume_listening else IDLE)
-            raise
-        event = ExamplesCollected(done.label, done.session, done.stored, done.moved, done.skipped, counts)
-        self.bus.publish(event)
-        self._set_mode(LISTENING if self.resume_listening and self._can_listen() else IDLE)
-        return {k: v for k, v in event.to_dict().items() if k != "kind"}
 
     def _train(self) -> dict[str, Any]:
         self._allow("train")
@@ -289,40 +243,8 @@ class Engine(LoopActor):
             self.resume_listening = False
         return {"listening": self.mode == LISTENING}
 
-    def _false_move(self, source: str) -> dict[str, Any]:
-        """"That was wrong": undo the last move, keep its sound as background for the next training."""
-        move = self._moves.recent_move(self._stream_t())
-        if move is None:
-            self._refuse("false move", f"no move in the last {FALSE_MOVE_MAX_AGE_S:.0f} s to mark wrong")
-        background = self.config.background_label
-        if background is None:
-            self._refuse("false move", "no class has background = true to store the sound under")
-        self._moves.take()
-        session = f"{time.strftime('%Y%m%dT%H%M%S')}-false-move"
-        try:
-            (stored,) = self.store.add_groups([(background, move.sound())], f"false_move:{source}", session)
-        except StoreError as exc:
-            self.bus.publish(ErrorOccurred("store", str(exc)))
-            raise
-        pos = self.slider.set(move.before)
-        self.bus.publish(PositionChanged(pos, "false_move"))
-        self.bus.publish(FalseMoveMarked(move.label, move.t, stored, pos, session, source))
-        self.bus.publish(ExamplesCollected(background, session, stored, 0, 0, self._refresh_counts()))
-        log.info("move %r at t=%.2f s marked wrong (%s): undone, %d windows stored as %r (session %s); "
-                 "train again to learn from them", move.label, move.t, source, stored, background, session)
-        return {"label": move.label, "t": round(move.t, 3), "stored": stored, "position": pos,
-                "session": session}
-
     def _press_collect(self, label: str, source: str) -> dict[str, Any]:
-        """A class button went down: the background button soon after a move first marks it wrong."""
-        window = self.config.listen.false_move_press_s
-        if (label == self.config.background_label and window > 0
-                and self._moves.recent_move(self._stream_t(), window) is not None):
-            try:
-                self._false_move(source)
-            except EdgeError as exc:
-                log.warning("could not mark the last move wrong: %s", exc)
-        return self._start_collection(label, source)
+        return self.holds.press(label, source)
 
     def _position(self, value: float, source: str) -> dict[str, Any]:
         pos = self.slider.set(value)
@@ -385,7 +307,7 @@ class Engine(LoopActor):
         """A button's request, on the loop thread (the service queues it from gpiozero's threads):
         ``press``/``release`` a class button, ``train``, ``discard`` the last hold, ``toggle`` listening."""
         ops: dict[str, Callable[[], dict[str, Any]]] = {
-            "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self._stop_collection(label),
+            "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self.holds.stop(label),
             "train": self._train, "discard": self._discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
         if action not in ops:
             raise CommandError(f"unknown button action {action!r}")
@@ -397,22 +319,22 @@ class Engine(LoopActor):
         return self.config.labels
 
     def collect_start(self, label: str, source: str = "mqtt") -> dict[str, Any]:
-        return self.call(self._start_collection, label, source)
+        return self.call(self.holds.start, label, source)
 
     def collect_stop(self, label: str) -> dict[str, Any]:
-        return self.call(self._stop_collection, label)
+        return self.call(self.holds.stop, label)
 
     def collect_for(self, label: str, seconds: float, source: str = "mqtt") -> dict[str, Any]:
         if not 0 < seconds <= self.config.collect.max_hold_s:
             raise CommandError(f"seconds {seconds}: must be in (0, {self.config.collect.max_hold_s}] "
                                "(collect.max_hold_s)")
-        return self.call(self._start_collection, label, source, seconds)
+        return self.call(self.holds.start, label, source, seconds)
 
     def train(self) -> dict[str, Any]:
         return self.call(self._train)
 
     def false_move(self, source: str = "mqtt") -> dict[str, Any]:
-        return self.call(self._false_move, source)
+        return self.call(self.holds.false_move, source)
 
     def set_listening(self, on: bool) -> dict[str, Any]:
         return self.call(self._listen, bool(on))
@@ -447,7 +369,7 @@ class Engine(LoopActor):
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Stop training (it checks the flag per batch), finish a hold, park the slider."""
-        if self.hold is not None:
-            self._finish_collection_here()
+        if self.holds.job is not None:
+            self.holds.finish_here()
         if self._training is not None:
             self._training.stop()

@@ -72,7 +72,7 @@ class HopPipeline:
         if engine.mode == Mode.COLLECTING:
             assert engine.hold is not None
             if not engine.hold.add(window, level, t):
-                engine._finish_collection_here()
+                engine.holds.finish_here()
         else:
             self.ambient.append(level)
         classifier = engine.classifier

@@ -17,15 +17,15 @@ import logging
 import os
 import time
 from contextlib import suppress
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import numpy as np
 
 from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
-from edge.errors import CommandError, EdgeError, StateError, StoreError
-from edge.events import (ErrorOccurred, EventBus, ExamplesDeleted, ExamplesMoved, ModeChanged, ModelChanged,
-                         PositionChanged, Refused, TrainingFinished)
+from edge.errors import CommandError, EdgeError, StoreError
+from edge.events import (ErrorOccurred, EventBus, ExamplesDeleted, ExamplesMoved, ModelChanged, PositionChanged,
+                         TrainingFinished)
 from edge.hold import HoldJob
 from edge.hold_control import HoldControl
 from edge.hop_pipeline import HopPipeline
@@ -33,7 +33,7 @@ from edge.loop import LoopActor
 from edge.memory import release_free_heap
 from edge.model.train import too_few
 from edge.model_binding import bind_model
-from edge.modes import Mode, refusal
+from edge.modes import Mode, ModeMachine
 from edge.problems import Problems
 from edge.state_report import state_report
 from edge.training_job import TrainingJob
@@ -70,7 +70,8 @@ class Engine(LoopActor):
         self._listen_refusal: str | None = None
         self.classifier: Any = None
         self._use_classifier(classifier)
-        self.mode: Mode = IDLE
+        self.modes = ModeMachine(self.bus, led)
+        """The mode, shown on the LED; every change and refusal goes through it (:mod:`edge.modes`)."""
         self.resume_listening = False
         """Listening comes back after the hold or training in progress (the state report shows it on)."""
         self.pipeline = HopPipeline(self)
@@ -134,13 +135,11 @@ class Engine(LoopActor):
         """The button hold in progress (:attr:`HoldControl.job`); read it once, the loop may end it."""
         return self.holds.job
 
-    # ------------------------------------------------------------------ modes
-    def _set_mode(self, mode: Mode, label: str | None = None) -> None:
-        self.mode = mode
-        if self.led is not None:
-            self.led.show(mode)
-        self.bus.publish(ModeChanged(mode, label))
-        log.info("mode: %s%s", mode, f" ({label})" if label else "")
+    # ------------------------------------------------------------------ modes (edge.modes)
+    @property
+    def mode(self) -> Mode:
+        """The current mode (changed only by :meth:`ModeMachine.set`)."""
+        return self.modes.mode
 
     # ------------------------------------------------------------------ problems
     def report_problem(self, key: str, where: str, message: str) -> None:
@@ -165,38 +164,24 @@ class Engine(LoopActor):
         self.classifier = classifier
         self._listen_refusal = bind_model(classifier, self.policy, self.config, self._problems)
 
-    def _refuse(self, request: str, reason: str) -> NoReturn:
-        self.bus.publish(Refused(request, reason))
-        if self.led is not None:
-            self.led.show("error")
-            self.led.show(self.mode)
-        log.warning("refused %s: %s", request, reason)
-        raise StateError(reason)
-
-    def _allow(self, request: str, shown: str | None = None, **detail: object) -> None:
-        """Refuse ``request`` if the current mode does (the table in :mod:`edge.modes`)."""
-        reason = refusal(request, self.mode, **detail)
-        if reason is not None:
-            self._refuse(shown or request, reason)
-
     def _check_label(self, label: str) -> None:
         if label not in self.config.labels:
             raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
 
     def _train(self) -> dict[str, Any]:
-        self._allow("train")
+        self.modes.allow("train")
         if problem := self._store_problem():
-            self._refuse("train", problem)
+            self.modes.refuse("train", problem)
         try:
             counts = self._refresh_counts()
         except StoreError as exc:
-            self._refuse("train", str(exc))
+            self.modes.refuse("train", str(exc))
         if (problem := too_few(counts, self.config.labels, self.config.train.min_examples)) is not None:
-            self._refuse("train", problem)
+            self.modes.refuse("train", problem)
         if self._trainer is None:
-            self._refuse("train", "no trainer available")
+            self.modes.refuse("train", "no trainer available")
         self.resume_listening = self.mode == LISTENING
-        self._set_mode(TRAINING)
+        self.modes.set(TRAINING)
         self._training = TrainingJob(self._trainer, self.bus,
                                      lambda *outcome: self.call(self._training_done, *outcome, wait=False))
         self._training.start()
@@ -224,21 +209,21 @@ class Engine(LoopActor):
             self.bus.publish(ErrorOccurred("training", str(error)))
             log.error("training failed, previous model kept: %s", error)
         listen = self._can_listen() and (self.resume_listening or self.config.listen.autostart)
-        self._set_mode(LISTENING if listen else IDLE)
+        self.modes.set(LISTENING if listen else IDLE)
 
     def _listen(self, on: bool) -> dict[str, Any]:
         if on:
-            self._allow("listen on")
+            self.modes.allow("listen on")
             if self.classifier is None:
-                self._refuse("listen on", "no model installed: hold the class buttons to collect examples, "
+                self.modes.refuse("listen on", "no model installed: hold the class buttons to collect examples, "
                              "then press Train")
             if self._listen_refusal:
-                self._refuse("listen on", self._listen_refusal)
+                self.modes.refuse("listen on", self._listen_refusal)
             if self.mode != LISTENING:
                 self.policy.reset()
-                self._set_mode(LISTENING)
+                self.modes.set(LISTENING)
         elif self.mode == LISTENING:
-            self._set_mode(IDLE)
+            self.modes.set(IDLE)
         elif self.mode in (TRAINING, COLLECTING):
             self.resume_listening = False
         return {"listening": self.mode == LISTENING}
@@ -262,7 +247,7 @@ class Engine(LoopActor):
             raise CommandError("delete needs a label or a session")
         if label is not None:
             self._check_label(label)
-        self._allow("delete examples")
+        self.modes.allow("delete examples")
         n = self.store.delete(label=label, session=session)
         counts = self._refresh_counts()
         self.bus.publish(ExamplesDeleted(n, label, session, counts))
@@ -270,7 +255,7 @@ class Engine(LoopActor):
 
     def _move_session(self, session: str, label: str) -> dict[str, Any]:
         self._check_label(label)
-        self._allow("delete examples", "move examples")
+        self.modes.allow("delete examples", "move examples")
         background = self.config.background_label
         rows = [r for r in self.store.sessions() if r["session"] == session]
         if not rows:
@@ -284,11 +269,11 @@ class Engine(LoopActor):
     def _discard_last(self) -> dict[str, Any]:
         session = self.store.last_session()
         if session is None:
-            self._refuse("discard last session", "nothing collected yet")
+            self.modes.refuse("discard last session", "nothing collected yet")
         return self._delete(None, session)
 
     def _rollback(self) -> dict[str, Any]:
-        self._allow("model rollback")
+        self.modes.allow("model rollback")
         version = self.registry.rollback()
         self._use_classifier(self.registry.load_current(expect_hop=self.config.frontend.hop))
         self.clear_problem("model")
@@ -301,7 +286,7 @@ class Engine(LoopActor):
         if self._can_listen() and self.config.listen.autostart:
             self._listen(True)
         else:
-            self._set_mode(self.mode)
+            self.modes.set(self.mode)
 
     def on_button(self, action: str, label: str | None = None) -> dict[str, Any]:
         """A button's request, on the loop thread (the service queues it from gpiozero's threads):

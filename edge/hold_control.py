@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, NoReturn
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from edge.errors import EdgeError, StateError, StoreError
 from edge.events import CollectionStarted, ErrorOccurred, ExamplesCollected, FalseMoveMarked, PositionChanged
 from edge.false_move import FALSE_MOVE_MAX_AGE_S
 from edge.hold import HoldJob
-from edge.modes import Mode
+from edge.modes import Mode, ModeMachine
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class HoldControl:
     def __init__(self, engine: Any):
         self._engine = engine       # typed Any: the engine imports this module
         self._config, self._store, self._slider, self._bus = engine.config, engine.store, engine.slider, engine.bus
-        self._refuse: Callable[[str, str], NoReturn] = engine._refuse
+        self._modes: ModeMachine = engine.modes
         self._max_windows = int(self._config.collect.max_hold_s * engine.pipeline.hops_per_s) + 1
         self.job: HoldJob | None = None
         """The hold in progress; replaced whole, so another thread may read it once."""
@@ -36,14 +36,14 @@ class HoldControl:
         engine = self._engine
         engine._check_label(label)
         if problem := engine._store_problem():
-            self._refuse(f"collect {label}", problem)
+            self._modes.refuse(f"collect {label}", problem)
         job = self.job
-        engine._allow("collect", f"collect {label}", collecting=job.label if job else None)
+        self._modes.allow("collect", f"collect {label}", collecting=job.label if job else None)
         engine.resume_listening = engine.mode == Mode.LISTENING
         self.job = job = HoldJob(self._config, label, source, max_windows=self._max_windows,
                                  ambient_levels=np.array(engine.pipeline.ambient),
                                  deadline=engine.pipeline.stream_t() + seconds if seconds else None)
-        engine._set_mode(Mode.COLLECTING, label)
+        self._modes.set(Mode.COLLECTING, label)
         self._bus.publish(CollectionStarted(label, job.session, source))
         return {"label": label, "session": job.session}
 
@@ -73,11 +73,11 @@ class HoldControl:
         except StoreError as exc:
             self._bus.publish(ErrorOccurred("store", str(exc)))
             log.error("collection of %r not stored: %s", job.label, exc)
-            engine._set_mode(Mode.LISTENING if engine.resume_listening else Mode.IDLE)
+            self._modes.set(Mode.LISTENING if engine.resume_listening else Mode.IDLE)
             raise
         event = ExamplesCollected(done.label, done.session, done.stored, done.moved, done.skipped, counts)
         self._bus.publish(event)
-        engine._set_mode(Mode.LISTENING if engine.resume_listening and engine._can_listen() else Mode.IDLE)
+        self._modes.set(Mode.LISTENING if engine.resume_listening and engine._can_listen() else Mode.IDLE)
         return {k: v for k, v in event.to_dict().items() if k != "kind"}
 
     def press(self, label: str, source: str) -> dict[str, Any]:
@@ -97,10 +97,10 @@ class HoldControl:
         engine, moves = self._engine, self._engine.pipeline.moves
         move = moves.recent_move(engine.pipeline.stream_t())
         if move is None:
-            self._refuse("false move", f"no move in the last {FALSE_MOVE_MAX_AGE_S:.0f} s to mark wrong")
+            self._modes.refuse("false move", f"no move in the last {FALSE_MOVE_MAX_AGE_S:.0f} s to mark wrong")
         background = self._config.background_label
         if background is None:
-            self._refuse("false move", "no class has background = true to store the sound under")
+            self._modes.refuse("false move", "no class has background = true to store the sound under")
         moves.take()
         session = f"{time.strftime('%Y%m%dT%H%M%S')}-false-move"
         try:

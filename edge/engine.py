@@ -23,20 +23,16 @@ import numpy as np
 
 from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
-from edge.errors import CommandError, EdgeError, StoreError
-from edge.events import (ErrorOccurred, EventBus, ExamplesDeleted, ExamplesMoved, ModelChanged, PositionChanged,
-                         TrainingFinished)
+from edge.errors import CommandError, StoreError
+from edge.events import EventBus, ExamplesDeleted, ExamplesMoved, PositionChanged
 from edge.hold import HoldJob
 from edge.hold_control import HoldControl
 from edge.hop_pipeline import HopPipeline
 from edge.loop import LoopActor
-from edge.memory import release_free_heap
-from edge.model.train import too_few
-from edge.model_binding import bind_model
+from edge.model_keeper import ModelKeeper
 from edge.modes import Mode, ModeMachine
 from edge.problems import Problems
 from edge.state_report import state_report
-from edge.training_job import TrainingJob
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +58,20 @@ class Engine(LoopActor):
         self.slider = slider
         self.led = led
         self.bus = bus or EventBus()
-        self._trainer = trainer
         self.policy = DecisionPolicy(config.listen, config.classes)
         self._problems = Problems(self.bus)
         self.problems = self._problems.active
         """What is wrong but survivable (damaged model, store, class mismatch), by key; in the state."""
-        self._listen_refusal: str | None = None
-        self.classifier: Any = None
-        self._use_classifier(classifier)
         self.modes = ModeMachine(self.bus, led)
         """The mode, shown on the LED; every change and refusal goes through it (:mod:`edge.modes`)."""
+        self.models = ModelKeeper(self, classifier, trainer)
+        """The model in service, training a new one, rolling back (:mod:`edge.model_keeper`)."""
         self.resume_listening = False
         """Listening comes back after the hold or training in progress (the state report shows it on)."""
         self.pipeline = HopPipeline(self)
         """The per-hop path: front end, windows, classifier, policy, slider (:mod:`edge.hop_pipeline`)."""
         self.holds = HoldControl(self)
         """Collection: a button hold from press to stored, and "that was wrong" (:mod:`edge.hold_control`)."""
-        self._training: TrainingJob | None = None
         self.started = time.monotonic()
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.cpu_percent = 0.0
@@ -153,63 +146,17 @@ class Engine(LoopActor):
         """The service calls it once MQTT is subscribed: start-up problems go out now."""
         self._problems.start_reporting()
 
-    def _can_listen(self) -> bool:
-        return self.classifier is not None and not self._listen_refusal
-
     def _store_problem(self) -> str | None:
         return getattr(self.store, "problem", None)
 
-    def _use_classifier(self, classifier) -> None:
-        """Put a model in service (:func:`edge.model_binding.bind_model`)."""
-        self.classifier = classifier
-        self._listen_refusal = bind_model(classifier, self.policy, self.config, self._problems)
+    @property
+    def classifier(self) -> Any:
+        """The model in service, or None (:attr:`ModelKeeper.classifier`)."""
+        return self.models.classifier
 
     def _check_label(self, label: str) -> None:
         if label not in self.config.labels:
             raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
-
-    def _train(self) -> dict[str, Any]:
-        self.modes.allow("train")
-        if problem := self._store_problem():
-            self.modes.refuse("train", problem)
-        try:
-            counts = self._refresh_counts()
-        except StoreError as exc:
-            self.modes.refuse("train", str(exc))
-        if (problem := too_few(counts, self.config.labels, self.config.train.min_examples)) is not None:
-            self.modes.refuse("train", problem)
-        if self._trainer is None:
-            self.modes.refuse("train", "no trainer available")
-        self.resume_listening = self.mode == LISTENING
-        self.modes.set(TRAINING)
-        self._training = TrainingJob(self._trainer, self.bus,
-                                     lambda *outcome: self.call(self._training_done, *outcome, wait=False))
-        self._training.start()
-        return {"started": True, "counts": counts}
-
-    def _training_done(self, outcome, error: Exception | None, seconds: float) -> None:
-        self._training = None
-        release_free_heap()
-        if error is None:
-            try:
-                classifier = self.registry.load_current(expect_hop=self.config.frontend.hop)
-            except EdgeError as exc:
-                error = exc
-            else:
-                self._use_classifier(classifier)
-                self.clear_problem("model")         # a whole new model serves: the fallback is over
-                val = getattr(outcome, "val_accuracy", None)
-                self.bus.publish(ModelChanged(getattr(classifier, "version", None), tuple(classifier.labels), val))
-                cal = getattr(outcome, "calibration", None)
-                self.bus.publish(TrainingFinished(True, getattr(classifier, "version", None), val, seconds,
-                                                  report=cal.to_dict() if cal is not None else None))
-                log.info("training done in %.2f s: model v%s installed", seconds, getattr(classifier, "version", "?"))
-        if error is not None:
-            self.bus.publish(TrainingFinished(False, None, None, seconds, str(error)))
-            self.bus.publish(ErrorOccurred("training", str(error)))
-            log.error("training failed, previous model kept: %s", error)
-        listen = self._can_listen() and (self.resume_listening or self.config.listen.autostart)
-        self.modes.set(LISTENING if listen else IDLE)
 
     def _listen(self, on: bool) -> dict[str, Any]:
         if on:
@@ -217,8 +164,8 @@ class Engine(LoopActor):
             if self.classifier is None:
                 self.modes.refuse("listen on", "no model installed: hold the class buttons to collect examples, "
                              "then press Train")
-            if self._listen_refusal:
-                self.modes.refuse("listen on", self._listen_refusal)
+            if self.models.listen_refusal:
+                self.modes.refuse("listen on", self.models.listen_refusal)
             if self.mode != LISTENING:
                 self.policy.reset()
                 self.modes.set(LISTENING)
@@ -272,18 +219,10 @@ class Engine(LoopActor):
             self.modes.refuse("discard last session", "nothing collected yet")
         return self._delete(None, session)
 
-    def _rollback(self) -> dict[str, Any]:
-        self.modes.allow("model rollback")
-        version = self.registry.rollback()
-        self._use_classifier(self.registry.load_current(expect_hop=self.config.frontend.hop))
-        self.clear_problem("model")
-        self.bus.publish(ModelChanged(version, tuple(self.classifier.labels), None))
-        return {"version": version}
-
     # ------------------------------------------------------------------ the service's (loop thread)
     def begin(self) -> None:
         """At start, on the loop thread: listen if a model serves and ``listen.autostart``; else show the mode."""
-        if self._can_listen() and self.config.listen.autostart:
+        if self.models.can_listen() and self.config.listen.autostart:
             self._listen(True)
         else:
             self.modes.set(self.mode)
@@ -293,7 +232,7 @@ class Engine(LoopActor):
         ``press``/``release`` a class button, ``train``, ``discard`` the last hold, ``toggle`` listening."""
         ops: dict[str, Callable[[], dict[str, Any]]] = {
             "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self.holds.stop(label),
-            "train": self._train, "discard": self._discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
+            "train": self.models.train, "discard": self._discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
         if action not in ops:
             raise CommandError(f"unknown button action {action!r}")
         return ops[action]()
@@ -316,7 +255,7 @@ class Engine(LoopActor):
         return self.call(self.holds.start, label, source, seconds)
 
     def train(self) -> dict[str, Any]:
-        return self.call(self._train)
+        return self.call(self.models.train)
 
     def false_move(self, source: str = "mqtt") -> dict[str, Any]:
         return self.call(self.holds.false_move, source)
@@ -345,7 +284,7 @@ class Engine(LoopActor):
         return self.call(self._move_session, session, label)
 
     def rollback_model(self) -> dict[str, Any]:
-        return self.call(self._rollback)
+        return self.call(self.models.rollback)
 
     def snapshot(self) -> dict[str, Any]:
         """The retained ``state`` report (:mod:`edge.state_report`). Safe from any thread (reads only)."""
@@ -356,5 +295,4 @@ class Engine(LoopActor):
         """Stop training (it checks the flag per batch), finish a hold, park the slider."""
         if self.holds.job is not None:
             self.holds.finish_here()
-        if self._training is not None:
-            self._training.stop()
+        self.models.stop()

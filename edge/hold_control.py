@@ -77,7 +77,7 @@ class HoldControl:
             raise
         event = ExamplesCollected(done.label, done.session, done.stored, done.moved, done.skipped, counts)
         self._bus.publish(event)
-        self._modes.set(Mode.LISTENING if engine.resume_listening and engine._can_listen() else Mode.IDLE)
+        self._modes.set(Mode.LISTENING if engine.resume_listening and engine.models.can_listen() else Mode.IDLE)
         return {k: v for k, v in event.to_dict().items() if k != "kind"}
 
     def press(self, label: str, source: str) -> dict[str, Any]:

@@ -24,7 +24,8 @@ import numpy as np
 from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
 from edge.errors import CommandError, StoreError
-from edge.events import EventBus, ExamplesDeleted, ExamplesMoved, PositionChanged
+from edge.curation import Curation
+from edge.events import EventBus, PositionChanged
 from edge.hold import HoldJob
 from edge.hold_control import HoldControl
 from edge.hop_pipeline import HopPipeline
@@ -72,6 +73,8 @@ class Engine(LoopActor):
         """The per-hop path: front end, windows, classifier, policy, slider (:mod:`edge.hop_pipeline`)."""
         self.holds = HoldControl(self)
         """Collection: a button hold from press to stored, and "that was wrong" (:mod:`edge.hold_control`)."""
+        self.curation = Curation(self)
+        """Deleting and moving examples (:mod:`edge.curation`)."""
         self.started = time.monotonic()
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.cpu_percent = 0.0
@@ -189,36 +192,6 @@ class Engine(LoopActor):
         self.policy.threshold = float(value)
         return {"threshold": self.policy.threshold}
 
-    def _delete(self, label: str | None, session: str | None) -> dict[str, Any]:
-        if label is None and session is None:
-            raise CommandError("delete needs a label or a session")
-        if label is not None:
-            self._check_label(label)
-        self.modes.allow("delete examples")
-        n = self.store.delete(label=label, session=session)
-        counts = self._refresh_counts()
-        self.bus.publish(ExamplesDeleted(n, label, session, counts))
-        return {"deleted": n, "counts": counts}
-
-    def _move_session(self, session: str, label: str) -> dict[str, Any]:
-        self._check_label(label)
-        self.modes.allow("delete examples", "move examples")
-        background = self.config.background_label
-        rows = [r for r in self.store.sessions() if r["session"] == session]
-        if not rows:
-            raise CommandError(f"no session {session!r}: see the console's Curate list or `edge-slider dataset stats`")
-        only_background = all(r["label"] == background for r in rows)
-        n = self.store.relabel(session, label, keep=None if only_background else background)
-        counts = self._refresh_counts()
-        self.bus.publish(ExamplesMoved(n, session, label, counts))
-        return {"moved": n, "session": session, "label": label, "counts": counts}
-
-    def _discard_last(self) -> dict[str, Any]:
-        session = self.store.last_session()
-        if session is None:
-            self.modes.refuse("discard last session", "nothing collected yet")
-        return self._delete(None, session)
-
     # ------------------------------------------------------------------ the service's (loop thread)
     def begin(self) -> None:
         """At start, on the loop thread: listen if a model serves and ``listen.autostart``; else show the mode."""
@@ -232,7 +205,7 @@ class Engine(LoopActor):
         ``press``/``release`` a class button, ``train``, ``discard`` the last hold, ``toggle`` listening."""
         ops: dict[str, Callable[[], dict[str, Any]]] = {
             "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self.holds.stop(label),
-            "train": self.models.train, "discard": self._discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
+            "train": self.models.train, "discard": self.curation.discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
         if action not in ops:
             raise CommandError(f"unknown button action {action!r}")
         return ops[action]()
@@ -275,13 +248,13 @@ class Engine(LoopActor):
         return self.call(self._threshold, value)
 
     def delete_examples(self, label: str | None = None, session: str | None = None) -> dict[str, Any]:
-        return self.call(self._delete, label, session)
+        return self.call(self.curation.delete, label, session)
 
     def discard_last_session(self) -> dict[str, Any]:
-        return self.call(self._discard_last)
+        return self.call(self.curation.discard_last)
 
     def move_session(self, session: str, label: str) -> dict[str, Any]:
-        return self.call(self._move_session, session, label)
+        return self.call(self.curation.move_session, session, label)
 
     def rollback_model(self) -> dict[str, Any]:
         return self.call(self.models.rollback)

@@ -162,21 +162,7 @@ class Engine(LoopActor):
             raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
 
     def _listen(self, on: bool) -> dict[str, Any]:
-        if on:
-            self.modes.allow("listen on")
-            if self.classifier is None:
-                self.modes.refuse("listen on", "no model installed: hold the class buttons to collect examples, "
-                             "then press Train")
-            if self.models.listen_refusal:
-                self.modes.refuse("listen on", self.models.listen_refusal)
-            if self.mode != LISTENING:
-                self.policy.reset()
-                self.modes.set(LISTENING)
-        elif self.mode == LISTENING:
-            self.modes.set(IDLE)
-        elif self.mode in (TRAINING, COLLECTING):
-            self.resume_listening = False
-        return {"listening": self.mode == LISTENING}
+        return self.models.listen(on)
 
     def _press_collect(self, label: str, source: str) -> dict[str, Any]:
         return self.holds.press(label, source)
@@ -196,7 +182,7 @@ class Engine(LoopActor):
     def begin(self) -> None:
         """At start, on the loop thread: listen if a model serves and ``listen.autostart``; else show the mode."""
         if self.models.can_listen() and self.config.listen.autostart:
-            self._listen(True)
+            self.models.listen(True)
         else:
             self.modes.set(self.mode)
 
@@ -205,7 +191,7 @@ class Engine(LoopActor):
         ``press``/``release`` a class button, ``train``, ``discard`` the last hold, ``toggle`` listening."""
         ops: dict[str, Callable[[], dict[str, Any]]] = {
             "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self.holds.stop(label),
-            "train": self.models.train, "discard": self.curation.discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
+            "train": self.models.train, "discard": self.curation.discard_last, "toggle": lambda: self.models.listen(self.mode != LISTENING)}
         if action not in ops:
             raise CommandError(f"unknown button action {action!r}")
         return ops[action]()
@@ -234,10 +220,10 @@ class Engine(LoopActor):
         return self.call(self.holds.false_move, source)
 
     def set_listening(self, on: bool) -> dict[str, Any]:
-        return self.call(self._listen, bool(on))
+        return self.call(self.models.listen, bool(on))
 
     def toggle_listening(self) -> dict[str, Any]:
-        return self.call(lambda: self._listen(self.mode != LISTENING))
+        return self.call(lambda: self.models.listen(self.mode != LISTENING))
 
     def set_position(self, value: float, source: str = "mqtt") -> dict[str, Any]:
         if not SLIDER_MIN <= value <= SLIDER_MAX:

@@ -1,4 +1,4 @@
-"""Which model serves: the classifier in service, training a new one, and rolling back to the last one.
+"""Which model serves, and listening with it: the classifier in service, training, rolling back.
 
 Training runs off the loop thread (:class:`edge.training_job.TrainingJob`); its outcome comes back
 through the engine's call queue, and only then, on the loop thread, is the new model put in service.
@@ -43,6 +43,26 @@ class ModelKeeper:
         """Put a model in service (:func:`edge.model_binding.bind_model`)."""
         self.classifier = classifier
         self.listen_refusal = bind_model(classifier, self._engine.policy, self._config, self._problems)
+
+    def listen(self, on: bool) -> dict[str, Any]:
+        """Listening on (with a model that can) or off; off during a hold or a training only cancels
+        the return to listening after it."""
+        modes = self._modes
+        if on:
+            modes.allow("listen on")
+            if self.classifier is None:
+                modes.refuse("listen on", "no model installed: hold the class buttons to collect examples, "
+                             "then press Train")
+            if self.listen_refusal:
+                modes.refuse("listen on", self.listen_refusal)
+            if modes.mode != Mode.LISTENING:
+                self._engine.policy.reset()
+                modes.set(Mode.LISTENING)
+        elif modes.mode == Mode.LISTENING:
+            modes.set(Mode.IDLE)
+        elif modes.mode in (Mode.TRAINING, Mode.COLLECTING):
+            self._engine.resume_listening = False
+        return {"listening": modes.mode == Mode.LISTENING}
 
     def train(self) -> dict[str, Any]:
         engine, modes = self._engine, self._modes

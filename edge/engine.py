@@ -25,7 +25,7 @@ from edge.config import SLIDER_MAX, SLIDER_MIN, Config
 from edge.decision import DecisionPolicy
 from edge.errors import CommandError, StoreError
 from edge.curation import Curation
-from edge.events import EventBus, PositionChanged
+from edge.events import EventBus
 from edge.hold import HoldJob
 from edge.hold_control import HoldControl
 from edge.hop_pipeline import HopPipeline
@@ -115,7 +115,6 @@ class Engine(LoopActor):
     # ------------------------------------------------------------------ the hop path (edge.hop_pipeline)
     hops = _hop_figure("hops")
     samples_in = _hop_figure("samples_in")
-    """Stream samples processed so far (stream time = samples_in / 44100)."""
     level_dbfs = _hop_figure("level_dbfs")
     classify_us = _hop_figure("classify_us")
     hop_us = _hop_figure("hop_us")
@@ -149,9 +148,6 @@ class Engine(LoopActor):
         """The service calls it once MQTT is subscribed: start-up problems go out now."""
         self._problems.start_reporting()
 
-    def _store_problem(self) -> str | None:
-        return getattr(self.store, "problem", None)
-
     @property
     def classifier(self) -> Any:
         """The model in service, or None (:attr:`ModelKeeper.classifier`)."""
@@ -168,15 +164,7 @@ class Engine(LoopActor):
         return self.holds.press(label, source)
 
     def _position(self, value: float, source: str) -> dict[str, Any]:
-        pos = self.slider.set(value)
-        self.bus.publish(PositionChanged(pos, source))
-        return {"position": pos}
-
-    def _threshold(self, value: float) -> dict[str, Any]:
-        if not 0.0 <= value <= 1.0:
-            raise CommandError(f"threshold {value}: must be between 0 and 1")
-        self.policy.threshold = float(value)
-        return {"threshold": self.policy.threshold}
+        return self.pipeline.set_position(value, source)
 
     # ------------------------------------------------------------------ the service's (loop thread)
     def begin(self) -> None:
@@ -228,10 +216,10 @@ class Engine(LoopActor):
     def set_position(self, value: float, source: str = "mqtt") -> dict[str, Any]:
         if not SLIDER_MIN <= value <= SLIDER_MAX:
             raise CommandError(f"position {value}: must be between {SLIDER_MIN:g} and {SLIDER_MAX:g}")
-        return self.call(self._position, float(value), source)
+        return self.call(self.pipeline.set_position, float(value), source)
 
     def set_threshold(self, value: float) -> dict[str, Any]:
-        return self.call(self._threshold, value)
+        return self.call(self.pipeline.set_threshold, value)
 
     def delete_examples(self, label: str | None = None, session: str | None = None) -> dict[str, Any]:
         return self.call(self.curation.delete, label, session)

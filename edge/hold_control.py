@@ -19,6 +19,7 @@ from edge.events import CollectionStarted, ErrorOccurred, ExamplesCollected, Fal
 from edge.false_move import FALSE_MOVE_MAX_AGE_S
 from edge.hold import HoldJob
 from edge.modes import Mode, ModeMachine
+from edge.problems import store_problem
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class HoldControl:
     def start(self, label: str, source: str, seconds: float | None = None) -> dict[str, Any]:
         engine = self._engine
         engine._check_label(label)
-        if problem := engine._store_problem():
+        if problem := store_problem(self._store):
             self._modes.refuse(f"collect {label}", problem)
         job = self.job
         self._modes.allow("collect", f"collect {label}", collecting=job.label if job else None)

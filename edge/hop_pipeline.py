@@ -1,7 +1,7 @@
 """The per-hop path: samples → front-end frames → windows → classifier → decision policy → slider.
 
-It runs on the loop thread (:meth:`Engine.process`) and keeps the hop path's health figures for the
-state report. The engine's mode, hold and classifier are read at every hop, not once a block: a hop
+It runs on the loop thread (:meth:`Engine.process`), keeps the hop path's health figures for the
+state report, and takes the hand's settings of its last two stages (threshold, slider position). The engine's mode, hold and classifier are read at every hop, not once a block: a hop
 can end a hold, and the hops after it in the same block are then listened to.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from edge.audio.spectrogram import FrameStream, WindowStream, window_level_db
 from edge.config import SAMPLE_RATE
+from edge.errors import CommandError
 from edge.events import DecisionMade, PositionChanged, PredictionMade
 from edge.false_move import MoveMemory
 from edge.modes import Mode
@@ -99,6 +100,17 @@ class HopPipeline:
             return
         self._bus.publish(DecisionMade(t, label, score, pos))
         self._bus.publish(PositionChanged(pos, "decision"))
+
+    def set_position(self, value: float, source: str) -> dict[str, Any]:
+        pos = self._slider.set(value)
+        self._bus.publish(PositionChanged(pos, source))
+        return {"position": pos}
+
+    def set_threshold(self, value: float) -> dict[str, Any]:
+        if not 0.0 <= value <= 1.0:
+            raise CommandError(f"threshold {value}: must be between 0 and 1")
+        self._policy.threshold = float(value)
+        return {"threshold": self._policy.threshold}
 
     def stream_t(self) -> float:
         """Stream time now: the end of the last frame, in seconds."""

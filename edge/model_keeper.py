@@ -16,7 +16,7 @@ from edge.memory import release_free_heap
 from edge.model.train import too_few
 from edge.model_binding import bind_model
 from edge.modes import Mode, ModeMachine
-from edge.problems import Problems
+from edge.problems import Problems, store_problem
 from edge.training_job import TrainingJob
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class ModelKeeper:
     def train(self) -> dict[str, Any]:
         engine, modes = self._engine, self._modes
         modes.allow("train")
-        if problem := engine._store_problem():
+        if problem := store_problem(engine.store):
             modes.refuse("train", problem)
         try:
             counts = engine._refresh_counts()

@@ -1,4 +1,4 @@
-"""The running device: modes, the per-hop path, and the DeviceControl API.
+"""The running device: its parts joined on one loop thread, and the DeviceControl API they answer.
 
 Threads. One *loop thread* owns the engine (:class:`edge.loop.LoopActor`): it calls
 :meth:`Engine.process` with new samples and :meth:`Engine.poll` between blocks. Everything else —
@@ -9,6 +9,11 @@ on the audio path.
 
 Modes and what each refuses: :mod:`edge.modes` (one table). Refusals are a :class:`StateError`
 with the reason, a ``Refused`` event and an LED error blink; listening on also needs a model.
+
+The parts, each in its module: the mode (:mod:`edge.modes`), the per-hop path
+(:mod:`edge.hop_pipeline`), collection (:mod:`edge.hold_control`), the model in service and
+training (:mod:`edge.model_keeper`), curating the examples (:mod:`edge.curation`). They run on the
+loop thread only; the engine keeps the shared figures (example counts, problems, CPU).
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from typing import Any, Callable
 import numpy as np
 
 from edge.config import SLIDER_MAX, SLIDER_MIN, Config
+from edge.curation import Curation
 from edge.decision import DecisionPolicy
 from edge.errors import CommandError, StoreError
-from edge.curation import Curation
 from edge.events import EventBus
 from edge.hold import HoldJob
 from edge.hold_control import HoldControl
@@ -48,7 +53,7 @@ def _hop_figure(name: str) -> Any:
 
 
 class Engine(LoopActor):
-    """Owns the mode, the front end, collection, the classifier and the decision policy."""
+    """Owns the parts (mode, hop path, collection, model, curation) and the store, slider and policy they share."""
 
     def __init__(self, config: Config, *, store, registry, slider, led=None, bus: EventBus | None = None,
                  classifier=None, trainer: Callable | None = None):
@@ -112,7 +117,7 @@ class Engine(LoopActor):
         self.counts = counts
         return counts
 
-    # ------------------------------------------------------------------ the hop path (edge.hop_pipeline)
+    # ------------------------------------------------------------------ the parts' state, read as the engine's
     hops = _hop_figure("hops")
     samples_in = _hop_figure("samples_in")
     level_dbfs = _hop_figure("level_dbfs")
@@ -130,11 +135,15 @@ class Engine(LoopActor):
         """The button hold in progress (:attr:`HoldControl.job`); read it once, the loop may end it."""
         return self.holds.job
 
-    # ------------------------------------------------------------------ modes (edge.modes)
     @property
     def mode(self) -> Mode:
         """The current mode (changed only by :meth:`ModeMachine.set`)."""
         return self.modes.mode
+
+    @property
+    def classifier(self) -> Any:
+        """The model in service, or None (:attr:`ModelKeeper.classifier`)."""
+        return self.models.classifier
 
     # ------------------------------------------------------------------ problems
     def report_problem(self, key: str, where: str, message: str) -> None:
@@ -148,15 +157,12 @@ class Engine(LoopActor):
         """The service calls it once MQTT is subscribed: start-up problems go out now."""
         self._problems.start_reporting()
 
-    @property
-    def classifier(self) -> Any:
-        """The model in service, or None (:attr:`ModelKeeper.classifier`)."""
-        return self.models.classifier
-
+    # ------------------------------------------------------------------ requests (loop thread)
     def _check_label(self, label: str) -> None:
         if label not in self.config.labels:
             raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
 
+    # NOTE: the tests call these three handlers on the loop thread, under their names of old.
     def _listen(self, on: bool) -> dict[str, Any]:
         return self.models.listen(on)
 
@@ -178,8 +184,9 @@ class Engine(LoopActor):
         """A button's request, on the loop thread (the service queues it from gpiozero's threads):
         ``press``/``release`` a class button, ``train``, ``discard`` the last hold, ``toggle`` listening."""
         ops: dict[str, Callable[[], dict[str, Any]]] = {
-            "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self.holds.stop(label),
-            "train": self.models.train, "discard": self.curation.discard_last, "toggle": lambda: self.models.listen(self.mode != LISTENING)}
+            "press": lambda: self.holds.press(str(label), "button"), "release": lambda: self.holds.stop(label),
+            "train": self.models.train, "discard": self.curation.discard_last,
+            "toggle": lambda: self.models.listen(self.mode != LISTENING)}
         if action not in ops:
             raise CommandError(f"unknown button action {action!r}")
         return ops[action]()

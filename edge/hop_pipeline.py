@@ -1,8 +1,9 @@
 """The per-hop path: samples → front-end frames → windows → classifier → decision policy → slider.
 
 It runs on the loop thread (:meth:`Engine.process`), keeps the hop path's health figures for the
-state report, and takes the hand's settings of its last two stages (threshold, slider position). The engine's mode, hold and classifier are read at every hop, not once a block: a hop
-can end a hold, and the hops after it in the same block are then listened to.
+state report, and takes the hand's settings of its last two stages (threshold, slider position).
+The engine's mode, hold and classifier are read at every hop, not once a block: a hop can end a
+hold, and the hops after it in the same block are then listened to.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class HopPipeline:
         self.ambient: deque[float] = deque(maxlen=max(1, int(AMBIENT_SECONDS * self.hops_per_s)))
         """The levels of the last second outside a hold: a new hold's gate starts from them."""
         self.moves = MoveMemory(self.hops_per_s)
+        """The last move and what it sounded like, for "that was wrong" (:class:`HoldControl`)."""
         # Health figures for the state report.
         self.hops = 0
         self.samples_in = 0

@@ -1,4 +1,4 @@
-"""The running device: modes, the per-hop path, and the DeviceControl API.
+"""The running device: its parts joined on one loop thread, and the DeviceControl API they answer.
 
 Threads. One *loop thread* owns the engine (:class:`edge.loop.LoopActor`): it calls
 :meth:`Engine.process` with new samples and :meth:`Engine.poll` between blocks. Everything else —
@@ -9,6 +9,11 @@ on the audio path.
 
 Modes and what each refuses: :mod:`edge.modes` (one table). Refusals are a :class:`StateError`
 with the reason, a ``Refused`` event and an LED error blink; listening on also needs a model.
+
+The parts, each in its module: the mode (:mod:`edge.modes`), the per-hop path
+(:mod:`edge.hop_pipeline`), collection (:mod:`edge.hold_control`), the model in service and
+training (:mod:`edge.model_keeper`), curating the examples (:mod:`edge.curation`). They run on the
+loop thread only; the engine keeps the shared figures (example counts, problems, CPU).
 """
 
 from __future__ import annotations
@@ -16,41 +21,39 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from contextlib import suppress
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import numpy as np
 
-from edge.audio.spectrogram import FrameStream, WindowStream, window_level_db
-from edge.config import SAMPLE_RATE, SLIDER_MAX, SLIDER_MIN, Config
+from edge.config import SLIDER_MAX, SLIDER_MIN, Config
+from edge.curation import Curation
 from edge.decision import DecisionPolicy
-from edge.errors import CommandError, EdgeError, StateError, StoreError
-from edge.events import (CollectionStarted, DecisionMade, ErrorOccurred, EventBus, ExamplesCollected,
-                         ExamplesDeleted, ExamplesMoved, FalseMoveMarked, ModeChanged, ModelChanged, PositionChanged, PredictionMade, Refused,
-                         TrainingFinished)
-from edge.false_move import FALSE_MOVE_MAX_AGE_S, MoveMemory
+from edge.errors import CommandError, StoreError
+from edge.events import EventBus
 from edge.hold import HoldJob
+from edge.hold_control import HoldControl
+from edge.hop_pipeline import HopPipeline
 from edge.loop import LoopActor
-from edge.memory import release_free_heap
-from edge.model.train import too_few
-from edge.model_binding import bind_model
-from edge.modes import Mode, refusal
+from edge.model_keeper import ModelKeeper
+from edge.modes import Mode, ModeMachine
 from edge.problems import Problems
 from edge.state_report import state_report
-from edge.training_job import TrainingJob
 
 log = logging.getLogger(__name__)
 
 IDLE, COLLECTING, TRAINING, LISTENING = Mode.IDLE, Mode.COLLECTING, Mode.TRAINING, Mode.LISTENING
-AMBIENT_SECONDS = 1.0
-"""How much audio before a button press counts as the room's ambient level for the gate."""
 COUNTS_REFRESH_S = 10.0
 """How often the loop re-reads the example counts for the state report (the CLI may change the store)."""
 
 
+def _hop_figure(name: str) -> Any:
+    """A health figure the hop path keeps (:class:`HopPipeline`), read as the engine's own."""
+    return property(lambda self: getattr(self.pipeline, name), doc=f"{name} (kept by the hop path)")
+
+
 class Engine(LoopActor):
-    """Owns the mode, the front end, collection, the classifier and the decision policy."""
+    """Owns the parts (mode, hop path, collection, model, curation) and the store, slider and policy they share."""
 
     def __init__(self, config: Config, *, store, registry, slider, led=None, bus: EventBus | None = None,
                  classifier=None, trainer: Callable | None = None):
@@ -61,36 +64,23 @@ class Engine(LoopActor):
         self.slider = slider
         self.led = led
         self.bus = bus or EventBus()
-        self._trainer = trainer
-        self.frontend = FrameStream(config.frontend.hop, config.frontend.db_floor)
-        self.windows = WindowStream(self.frontend)
         self.policy = DecisionPolicy(config.listen, config.classes)
         self._problems = Problems(self.bus)
         self.problems = self._problems.active
         """What is wrong but survivable (damaged model, store, class mismatch), by key; in the state."""
-        self._listen_refusal: str | None = None
-        self.classifier: Any = None
-        self._use_classifier(classifier)
-        self.mode: Mode = IDLE
+        self.modes = ModeMachine(self.bus, led)
+        """The mode, shown on the LED; every change and refusal goes through it (:mod:`edge.modes`)."""
+        self.models = ModelKeeper(self, classifier, trainer)
+        """The model in service, training a new one, rolling back (:mod:`edge.model_keeper`)."""
         self.resume_listening = False
         """Listening comes back after the hold or training in progress (the state report shows it on)."""
-        self.hold: HoldJob | None = None
-        """The button hold in progress; replaced whole, so another thread may read it once."""
-        hops_per_s = SAMPLE_RATE / config.frontend.hop
-        self._ambient: deque[float] = deque(maxlen=max(1, int(AMBIENT_SECONDS * hops_per_s)))
-        self._max_hold_windows = int(config.collect.max_hold_s * hops_per_s) + 1
-        self._moves = MoveMemory(hops_per_s)
-        self._training: TrainingJob | None = None
+        self.pipeline = HopPipeline(self)
+        """The per-hop path: front end, windows, classifier, policy, slider (:mod:`edge.hop_pipeline`)."""
+        self.holds = HoldControl(self)
+        """Collection: a button hold from press to stored, and "that was wrong" (:mod:`edge.hold_control`)."""
+        self.curation = Curation(self)
+        """Deleting and moving examples (:mod:`edge.curation`)."""
         self.started = time.monotonic()
-        # Health figures for the state report.
-        self.hops = 0
-        self.samples_in = 0
-        """Stream samples processed so far (stream time = samples_in / 44100)."""
-        self.level_dbfs = -float("inf")
-        self.classify_us = 0.0
-        self.hop_us = 0.0
-        self.last_label: str | None = None
-        self.last_score = 0.0
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.cpu_percent = 0.0
         self.counts: dict[str, int] = {}
@@ -127,71 +117,33 @@ class Engine(LoopActor):
         self.counts = counts
         return counts
 
-    # ------------------------------------------------------------------ the hop path
+    # ------------------------------------------------------------------ the parts' state, read as the engine's
+    hops = _hop_figure("hops")
+    samples_in = _hop_figure("samples_in")
+    level_dbfs = _hop_figure("level_dbfs")
+    classify_us = _hop_figure("classify_us")
+    hop_us = _hop_figure("hop_us")
+    last_label = _hop_figure("last_label")
+    last_score = _hop_figure("last_score")
+
     def process(self, samples: np.ndarray) -> None:
         """Feed new audio; runs collection / classification for every completed hop."""
-        if samples.shape[0] == 0:
-            return
-        t0 = time.perf_counter()
-        self.samples_in += samples.shape[0]
-        power = float(np.dot(samples, samples)) / samples.shape[0]
-        self.level_dbfs = 10.0 * np.log10(power) if power > 0 else -float("inf")
-        windows, first = self.windows.push(samples)
-        if self.hold is not None:
-            self.hold.add_audio(samples)   # for the console's playback (a copy, capped)
-        m = windows.shape[0]
-        if m == 0:
-            return
-        if self.tap is not None:
-            self.tap.push(windows[:, -1])
-        for i in range(m):
-            self._hop(windows[i], self.frontend.frame_end_sample(first + i) / SAMPLE_RATE)
-        self.hop_us = (time.perf_counter() - t0) * 1e6 / m
+        self.pipeline.process(samples)
 
-    def _hop(self, window: np.ndarray, t: float) -> None:
-        self.hops += 1
-        level = window_level_db(window)
-        if self.mode == COLLECTING:
-            assert self.hold is not None
-            if not self.hold.add(window, level, t):
-                self._finish_collection_here()
-        else:
-            self._ambient.append(level)
-        if self.mode == LISTENING and self.classifier is not None:
-            self._moves.remember(window, t)
-            t1 = time.perf_counter()
-            probs = self.classifier.predict(window)
-            self.classify_us = (time.perf_counter() - t1) * 1e6
-            verdict = self.policy.update(probs, level, t)
-            self.last_label, self.last_score = verdict.label, verdict.score
-            self.bus.publish(PredictionMade(t, verdict.label, verdict.score,
-                                            dict(zip(self.classifier.labels, map(float, probs))), level))
-            if verdict.act is not None:
-                self._act(verdict.act, verdict.act_score, t)
+    @property
+    def hold(self) -> HoldJob | None:
+        """The button hold in progress (:attr:`HoldControl.job`); read it once, the loop may end it."""
+        return self.holds.job
 
-    def _act(self, label: str, score: float, t: float) -> None:
-        spec = self.config.class_spec(label)
-        self._moves.moved(t, label, self.slider.position)
-        if spec.action == "step":
-            pos = self.slider.step(spec.value)
-        elif spec.action == "set":
-            pos = self.slider.set(spec.value)
-        else:
-            return
-        self.bus.publish(DecisionMade(t, label, score, pos))
-        self.bus.publish(PositionChanged(pos, "decision"))
+    @property
+    def mode(self) -> Mode:
+        """The current mode (changed only by :meth:`ModeMachine.set`)."""
+        return self.modes.mode
 
-    def _stream_t(self) -> float:
-        """Stream time now: the end of the last frame, in seconds."""
-        return self.frontend.frame_end_sample() / SAMPLE_RATE
-
-    # ------------------------------------------------------------------ modes
-    def _set_mode(self, mode: Mode, label: str | None = None) -> None:
-        self.mode = mode
-        if self.led is not None:
-            self.led.show(mode)
-        self.bus.publish(ModeChanged(mode, label))
-        log.info("mode: %s%s", mode, f" ({label})" if label else "")
+    @property
+    def classifier(self) -> Any:
+        """The model in service, or None (:attr:`ModelKeeper.classifier`)."""
+        return self.models.classifier
 
     # ------------------------------------------------------------------ problems
     def report_problem(self, key: str, where: str, message: str) -> None:
@@ -205,239 +157,36 @@ class Engine(LoopActor):
         """The service calls it once MQTT is subscribed: start-up problems go out now."""
         self._problems.start_reporting()
 
-    def _can_listen(self) -> bool:
-        return self.classifier is not None and not self._listen_refusal
-
-    def _store_problem(self) -> str | None:
-        return getattr(self.store, "problem", None)
-
-    def _use_classifier(self, classifier) -> None:
-        """Put a model in service (:func:`edge.model_binding.bind_model`)."""
-        self.classifier = classifier
-        self._listen_refusal = bind_model(classifier, self.policy, self.config, self._problems)
-
-    def _refuse(self, request: str, reason: str) -> NoReturn:
-        self.bus.publish(Refused(request, reason))
-        if self.led is not None:
-            self.led.show("error")
-            self.led.show(self.mode)
-        log.warning("refused %s: %s", request, reason)
-        raise StateError(reason)
-
-    def _allow(self, request: str, shown: str | None = None, **detail: object) -> None:
-        """Refuse ``request`` if the current mode does (the table in :mod:`edge.modes`)."""
-        reason = refusal(request, self.mode, **detail)
-        if reason is not None:
-            self._refuse(shown or request, reason)
-
+    # ------------------------------------------------------------------ requests (loop thread)
     def _check_label(self, label: str) -> None:
         if label not in self.config.labels:
             raise CommandError(f"unknown label {label!r}: configured labels are {', '.join(self.config.labels)}")
 
-    def _start_collection(self, label: str, source: str, seconds: float | None = None) -> dict[str, Any]:
-        self._check_label(label)
-        if problem := self._store_problem():
-            self._refuse(f"collect {label}", problem)
-        hold = self.hold
-        self._allow("collect", f"collect {label}", collecting=hold.label if hold else None)
-        self.resume_listening = self.mode == LISTENING
-        self.hold = hold = HoldJob(self.config, label, source, max_windows=self._max_hold_windows,
-                                    ambient_levels=np.array(self._ambient),
-                                    deadline=self._stream_t() + seconds if seconds else None)
-        self._set_mode(COLLECTING, label)
-        self.bus.publish(CollectionStarted(label, hold.session, source))
-        return {"label": label, "session": hold.session}
-
-    def _stop_collection(self, label: str | None) -> dict[str, Any]:
-        if self.mode != COLLECTING or self.hold is None:
-            raise StateError("not collecting")
-        if label is not None and label != self.hold.label:
-            raise StateError(f"collecting {self.hold.label!r}, not {label!r}")
-        return self._finish_collection()
-
-    def _finish_collection_here(self) -> None:
-        """A hold that ends without a caller (time limit, `collect` for N seconds, shutdown): nobody
-        waits for the answer, and a full disk must not stop the loop — the failure is already an
-        event and a log."""
-        try:
-            self._finish_collection()
-        except StoreError:
-            pass
-
-    def _finish_collection(self) -> dict[str, Any]:
-        assert self.hold is not None
-        hold, self.hold = self.hold, None
-        try:
-            done = hold.store(self.store)
-            counts = self._refresh_counts()
-        except StoreError as exc:
-            self.bus.publish(ErrorOccurred("store", str(exc)))
-            log.error("collection of %r not stored: %s", hold.label, exc)
-            self._set_mode(LISTENING if self.resume_listening else IDLE)
-            raise
-        event = ExamplesCollected(done.label, done.session, done.stored, done.moved, done.skipped, counts)
-        self.bus.publish(event)
-        self._set_mode(LISTENING if self.resume_listening and self._can_listen() else IDLE)
-        return {k: v for k, v in event.to_dict().items() if k != "kind"}
-
-    def _train(self) -> dict[str, Any]:
-        self._allow("train")
-        if problem := self._store_problem():
-            self._refuse("train", problem)
-        try:
-            counts = self._refresh_counts()
-        except StoreError as exc:
-            self._refuse("train", str(exc))
-        if (problem := too_few(counts, self.config.labels, self.config.train.min_examples)) is not None:
-            self._refuse("train", problem)
-        if self._trainer is None:
-            self._refuse("train", "no trainer available")
-        self.resume_listening = self.mode == LISTENING
-        self._set_mode(TRAINING)
-        self._training = TrainingJob(self._trainer, self.bus,
-                                     lambda *outcome: self.call(self._training_done, *outcome, wait=False))
-        self._training.start()
-        return {"started": True, "counts": counts}
-
-    def _training_done(self, outcome, error: Exception | None, seconds: float) -> None:
-        self._training = None
-        release_free_heap()
-        if error is None:
-            try:
-                classifier = self.registry.load_current(expect_hop=self.config.frontend.hop)
-            except EdgeError as exc:
-                error = exc
-            else:
-                self._use_classifier(classifier)
-                self.clear_problem("model")         # a whole new model serves: the fallback is over
-                val = getattr(outcome, "val_accuracy", None)
-                self.bus.publish(ModelChanged(getattr(classifier, "version", None), tuple(classifier.labels), val))
-                cal = getattr(outcome, "calibration", None)
-                self.bus.publish(TrainingFinished(True, getattr(classifier, "version", None), val, seconds,
-                                                  report=cal.to_dict() if cal is not None else None))
-                log.info("training done in %.2f s: model v%s installed", seconds, getattr(classifier, "version", "?"))
-        if error is not None:
-            self.bus.publish(TrainingFinished(False, None, None, seconds, str(error)))
-            self.bus.publish(ErrorOccurred("training", str(error)))
-            log.error("training failed, previous model kept: %s", error)
-        listen = self._can_listen() and (self.resume_listening or self.config.listen.autostart)
-        self._set_mode(LISTENING if listen else IDLE)
-
+    # NOTE: the tests call these three handlers on the loop thread, under their names of old.
     def _listen(self, on: bool) -> dict[str, Any]:
-        if on:
-            self._allow("listen on")
-            if self.classifier is None:
-                self._refuse("listen on", "no model installed: hold the class buttons to collect examples, "
-                             "then press Train")
-            if self._listen_refusal:
-                self._refuse("listen on", self._listen_refusal)
-            if self.mode != LISTENING:
-                self.policy.reset()
-                self._set_mode(LISTENING)
-        elif self.mode == LISTENING:
-            self._set_mode(IDLE)
-        elif self.mode in (TRAINING, COLLECTING):
-            self.resume_listening = False
-        return {"listening": self.mode == LISTENING}
-
-    def _false_move(self, source: str) -> dict[str, Any]:
-        """"That was wrong": undo the last move, keep its sound as background for the next training."""
-        move = self._moves.recent_move(self._stream_t())
-        if move is None:
-            self._refuse("false move", f"no move in the last {FALSE_MOVE_MAX_AGE_S:.0f} s to mark wrong")
-        background = self.config.background_label
-        if background is None:
-            self._refuse("false move", "no class has background = true to store the sound under")
-        self._moves.take()
-        session = f"{time.strftime('%Y%m%dT%H%M%S')}-false-move"
-        try:
-            (stored,) = self.store.add_groups([(background, move.sound())], f"false_move:{source}", session)
-        except StoreError as exc:
-            self.bus.publish(ErrorOccurred("store", str(exc)))
-            raise
-        pos = self.slider.set(move.before)
-        self.bus.publish(PositionChanged(pos, "false_move"))
-        self.bus.publish(FalseMoveMarked(move.label, move.t, stored, pos, session, source))
-        self.bus.publish(ExamplesCollected(background, session, stored, 0, 0, self._refresh_counts()))
-        log.info("move %r at t=%.2f s marked wrong (%s): undone, %d windows stored as %r (session %s); "
-                 "train again to learn from them", move.label, move.t, source, stored, background, session)
-        return {"label": move.label, "t": round(move.t, 3), "stored": stored, "position": pos,
-                "session": session}
+        return self.models.listen(on)
 
     def _press_collect(self, label: str, source: str) -> dict[str, Any]:
-        """A class button went down: the background button soon after a move first marks it wrong."""
-        window = self.config.listen.false_move_press_s
-        if (label == self.config.background_label and window > 0
-                and self._moves.recent_move(self._stream_t(), window) is not None):
-            try:
-                self._false_move(source)
-            except EdgeError as exc:
-                log.warning("could not mark the last move wrong: %s", exc)
-        return self._start_collection(label, source)
+        return self.holds.press(label, source)
 
     def _position(self, value: float, source: str) -> dict[str, Any]:
-        pos = self.slider.set(value)
-        self.bus.publish(PositionChanged(pos, source))
-        return {"position": pos}
-
-    def _threshold(self, value: float) -> dict[str, Any]:
-        if not 0.0 <= value <= 1.0:
-            raise CommandError(f"threshold {value}: must be between 0 and 1")
-        self.policy.threshold = float(value)
-        return {"threshold": self.policy.threshold}
-
-    def _delete(self, label: str | None, session: str | None) -> dict[str, Any]:
-        if label is None and session is None:
-            raise CommandError("delete needs a label or a session")
-        if label is not None:
-            self._check_label(label)
-        self._allow("delete examples")
-        n = self.store.delete(label=label, session=session)
-        counts = self._refresh_counts()
-        self.bus.publish(ExamplesDeleted(n, label, session, counts))
-        return {"deleted": n, "counts": counts}
-
-    def _move_session(self, session: str, label: str) -> dict[str, Any]:
-        self._check_label(label)
-        self._allow("delete examples", "move examples")
-        background = self.config.background_label
-        rows = [r for r in self.store.sessions() if r["session"] == session]
-        if not rows:
-            raise CommandError(f"no session {session!r}: see the console's Curate list or `edge-slider dataset stats`")
-        only_background = all(r["label"] == background for r in rows)
-        n = self.store.relabel(session, label, keep=None if only_background else background)
-        counts = self._refresh_counts()
-        self.bus.publish(ExamplesMoved(n, session, label, counts))
-        return {"moved": n, "session": session, "label": label, "counts": counts}
-
-    def _discard_last(self) -> dict[str, Any]:
-        session = self.store.last_session()
-        if session is None:
-            self._refuse("discard last session", "nothing collected yet")
-        return self._delete(None, session)
-
-    def _rollback(self) -> dict[str, Any]:
-        self._allow("model rollback")
-        version = self.registry.rollback()
-        self._use_classifier(self.registry.load_current(expect_hop=self.config.frontend.hop))
-        self.clear_problem("model")
-        self.bus.publish(ModelChanged(version, tuple(self.classifier.labels), None))
-        return {"version": version}
+        return self.pipeline.set_position(value, source)
 
     # ------------------------------------------------------------------ the service's (loop thread)
     def begin(self) -> None:
         """At start, on the loop thread: listen if a model serves and ``listen.autostart``; else show the mode."""
-        if self._can_listen() and self.config.listen.autostart:
-            self._listen(True)
+        if self.models.can_listen() and self.config.listen.autostart:
+            self.models.listen(True)
         else:
-            self._set_mode(self.mode)
+            self.modes.set(self.mode)
 
     def on_button(self, action: str, label: str | None = None) -> dict[str, Any]:
         """A button's request, on the loop thread (the service queues it from gpiozero's threads):
         ``press``/``release`` a class button, ``train``, ``discard`` the last hold, ``toggle`` listening."""
         ops: dict[str, Callable[[], dict[str, Any]]] = {
-            "press": lambda: self._press_collect(str(label), "button"), "release": lambda: self._stop_collection(label),
-            "train": self._train, "discard": self._discard_last, "toggle": lambda: self._listen(self.mode != LISTENING)}
+            "press": lambda: self.holds.press(str(label), "button"), "release": lambda: self.holds.stop(label),
+            "train": self.models.train, "discard": self.curation.discard_last,
+            "toggle": lambda: self.models.listen(self.mode != LISTENING)}
         if action not in ops:
             raise CommandError(f"unknown button action {action!r}")
         return ops[action]()
@@ -448,48 +197,48 @@ class Engine(LoopActor):
         return self.config.labels
 
     def collect_start(self, label: str, source: str = "mqtt") -> dict[str, Any]:
-        return self.call(self._start_collection, label, source)
+        return self.call(self.holds.start, label, source)
 
     def collect_stop(self, label: str) -> dict[str, Any]:
-        return self.call(self._stop_collection, label)
+        return self.call(self.holds.stop, label)
 
     def collect_for(self, label: str, seconds: float, source: str = "mqtt") -> dict[str, Any]:
         if not 0 < seconds <= self.config.collect.max_hold_s:
             raise CommandError(f"seconds {seconds}: must be in (0, {self.config.collect.max_hold_s}] "
                                "(collect.max_hold_s)")
-        return self.call(self._start_collection, label, source, seconds)
+        return self.call(self.holds.start, label, source, seconds)
 
     def train(self) -> dict[str, Any]:
-        return self.call(self._train)
+        return self.call(self.models.train)
 
     def false_move(self, source: str = "mqtt") -> dict[str, Any]:
-        return self.call(self._false_move, source)
+        return self.call(self.holds.false_move, source)
 
     def set_listening(self, on: bool) -> dict[str, Any]:
-        return self.call(self._listen, bool(on))
+        return self.call(self.models.listen, bool(on))
 
     def toggle_listening(self) -> dict[str, Any]:
-        return self.call(lambda: self._listen(self.mode != LISTENING))
+        return self.call(lambda: self.models.listen(self.mode != LISTENING))
 
     def set_position(self, value: float, source: str = "mqtt") -> dict[str, Any]:
         if not SLIDER_MIN <= value <= SLIDER_MAX:
             raise CommandError(f"position {value}: must be between {SLIDER_MIN:g} and {SLIDER_MAX:g}")
-        return self.call(self._position, float(value), source)
+        return self.call(self.pipeline.set_position, float(value), source)
 
     def set_threshold(self, value: float) -> dict[str, Any]:
-        return self.call(self._threshold, value)
+        return self.call(self.pipeline.set_threshold, value)
 
     def delete_examples(self, label: str | None = None, session: str | None = None) -> dict[str, Any]:
-        return self.call(self._delete, label, session)
+        return self.call(self.curation.delete, label, session)
 
     def discard_last_session(self) -> dict[str, Any]:
-        return self.call(self._discard_last)
+        return self.call(self.curation.discard_last)
 
     def move_session(self, session: str, label: str) -> dict[str, Any]:
-        return self.call(self._move_session, session, label)
+        return self.call(self.curation.move_session, session, label)
 
     def rollback_model(self) -> dict[str, Any]:
-        return self.call(self._rollback)
+        return self.call(self.models.rollback)
 
     def snapshot(self) -> dict[str, Any]:
         """The retained ``state`` report (:mod:`edge.state_report`). Safe from any thread (reads only)."""
@@ -498,7 +247,6 @@ class Engine(LoopActor):
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Stop training (it checks the flag per batch), finish a hold, park the slider."""
-        if self.hold is not None:
-            self._finish_collection_here()
-        if self._training is not None:
-            self._training.stop()
+        if self.holds.job is not None:
+            self.holds.finish_here()
+        self.models.stop()

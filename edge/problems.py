@@ -41,3 +41,8 @@ class Problems:
         pending, self._unannounced = self._unannounced, []
         for where, message in pending:
             self.bus.publish(ErrorOccurred(where, message))
+
+
+def store_problem(store) -> str | None:
+    """Why ``store`` cannot take examples now (an unavailable store says why), or None."""
+    return getattr(store, "problem", None)

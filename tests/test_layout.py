@@ -21,12 +21,10 @@ ALLOWED_CYCLE_EDGES = {("edge.tooling.roombench.run", "edge.cli")}
 """The room bench drives the real CLI, the way a user teaches (and the CLI offers the bench):
 a lazy import, kept on purpose."""
 
-# Size limits of issue 14 (function ~60 lines, class ~200, module ~400). What is over them today is
-# listed with its size: the list may only shrink, and a listed item may not grow.
+# Size limits of issue 14 (function ~60 lines, class ~200, module ~400). Anything over them would be
+# listed here with its size, as a ratchet that may only shrink; nothing is over them today.
 MAX_FUNCTION, MAX_CLASS, MAX_MODULE = 60, 200, 400
-OVERSIZE = {
-    "edge/engine.py": 504, "edge/engine.py:Engine": 453,
-}
+OVERSIZE: dict[str, int] = {}
 
 
 def _module_name(path: Path) -> str:

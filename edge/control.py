@@ -1,6 +1,6 @@
 """What a controller (MQTT, tests, the CLI) may ask of a running device.
 
-The daemon's engine (``edge.engine.Engine``) implements :class:`DeviceControl`. Every method may be
+The daemon's engine (``edge.engine.core.Engine``) implements :class:`DeviceControl`. Every method may be
 called from any thread (paho's network thread, for example): the implementation hops onto the
 device's own loop and waits briefly for the answer. Each returns a small JSON-able dict, or
 raises an :class:`edge.errors.EdgeError` subclass whose message is the one-line reason

@@ -31,9 +31,9 @@ from edge.audio.ring import Ring
 from edge.audio.choose import make_source
 from edge.audio.sources import AudioSource
 from edge.config import SAMPLE_RATE, Config
-from edge.engine import Engine
+from edge.engine.core import Engine
 from edge.errors import AudioError, ConfigError, EdgeError, StoreError
-from edge.hold_audio import HoldAudioShelf
+from edge.teach.hold_audio import HoldAudioShelf
 from edge.events import DecisionMade, ErrorOccurred, EventBus
 from edge.memory import configure_malloc, release_free_heap
 
@@ -58,7 +58,7 @@ class RunOptions:
 
 
 def _make_store(config: Config):
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     return ExampleStore(config.state.store)
 
 
@@ -153,7 +153,7 @@ class Service:
             self.store = _make_store(config)
         except StoreError as exc:
             # NOTE: a read-only or damaged store must not keep a good model from listening.
-            from edge.store import UnavailableStore
+            from edge.teach.store import UnavailableStore
             store_problem = str(exc)
             self.store = UnavailableStore(config.state.store, store_problem)
         self._closers.append(self.store.close)

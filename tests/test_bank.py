@@ -8,7 +8,7 @@ import pytest
 
 from edge.audio import synth
 from edge.audio.spectrogram import frames_db, window_levels_db, windows_from_frames
-from edge.collect import gate_windows
+from edge.teach.collect import gate_windows
 from edge.config import Config
 from edge.model import calibrate
 from edge.model import network as net

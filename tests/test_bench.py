@@ -32,7 +32,7 @@ def test_latency_breakdown_separates_the_model_from_the_smoothing():
     and the unsmoothed policy acts on the first detection."""
     from edge.tooling.bench import latency_breakdown
     from edge.config import Config
-    from edge.decision import DecisionPolicy
+    from edge.listen.decision import DecisionPolicy
     from edge.events import PredictionMade
     cfg = Config()
     onsets = [synth.Onset("snap", 1.0, 0.25)]

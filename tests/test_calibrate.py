@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.config import Config
-from edge.decision import DecisionPolicy
+from edge.listen.decision import DecisionPolicy
 from edge.model import calibrate
 
 HOP_S = 1024 / 44100

@@ -101,7 +101,7 @@ def test_collect_from_the_microphone_stores_gated_windows(pulse, capsys, tmp_pat
     """`collect --seconds` on the real capture path: snaps played into the sink become `left` examples."""
     import threading
     from edge.cli import main
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     wav = tmp_path / "snaps.wav"
     write_wav(wav, synth.render("gap:0.3, snap, gap:0.5, snap, gap:0.5, snap, gap:0.3", seed=2)[0])
     cfg = tmp_path / "c.toml"

@@ -15,11 +15,11 @@ import pytest
 from edge.audio import synth
 from edge.config import ClassSpec, Config
 from edge.device.slider import NullOutput, Slider
-from edge.engine import Engine
+from edge.engine.core import Engine
 from edge.errors import StateError
 from edge.events import DecisionMade, ErrorOccurred
 from edge.model.registry import ModelRegistry
-from edge.store import ExampleStore
+from edge.teach.store import ExampleStore
 
 LEFT, RIGHT = ClassSpec("left", "step", -0.1, 17), ClassSpec("right", "step", 0.1, 27)
 CLAP, NOISE = ClassSpec("clap", "step", 0.5, 5), ClassSpec("noise", "none", 0.0, 22, background=True)

@@ -130,7 +130,7 @@ def test_model_import_of_random_bytes_names_the_fix(capsys, tmp_path, state):
 
 
 def _foreign_store(state):
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     with ExampleStore(state / "examples.sqlite") as s:
         s.add_many("left", np.zeros((7, 3, 232), np.float32), "button", "mine")
 
@@ -138,7 +138,7 @@ def _foreign_store(state):
 @pytest.mark.parametrize("how", ["--state-dir", "--into"])
 def test_demo_never_writes_into_a_store_with_examples_it_did_not_write(capsys, tmp_path, how):
     from pathlib import Path
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     state = tmp_path / "real"
     _foreign_store(state)
     argv = ("--state-dir", str(state), "demo") if how == "--state-dir" else ("demo", "--into", str(state))
@@ -151,7 +151,7 @@ def test_demo_never_writes_into_a_store_with_examples_it_did_not_write(capsys, t
 
 
 def test_demo_without_a_dir_uses_a_scratch_dir_and_into_a_demo_dir_can_run_again(capsys, tmp_path, monkeypatch):
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("STATE_DIRECTORY", raising=False)
@@ -170,7 +170,7 @@ def test_demo_without_a_dir_uses_a_scratch_dir_and_into_a_demo_dir_can_run_again
 def test_damaged_store_cli_says_the_fix_and_dataset_recover_applies_it(capsys, tmp_path, state):
     """`train`/`dataset stats` on a corrupt page died with a DatabaseError traceback."""
     from pathlib import Path
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     db = Path(state) / "examples.sqlite"
     with ExampleStore(db) as s:
         for k in range(6):

@@ -5,7 +5,7 @@ import pytest
 
 from edge.audio import synth
 from edge.audio.spectrogram import frames_db, window_level_db, window_levels_db, windows_from_frames
-from edge.collect import HoldCollector, gate_windows
+from edge.teach.collect import HoldCollector, gate_windows
 from edge.config import CollectSettings
 
 
@@ -111,7 +111,7 @@ def test_digital_silence_is_stored_under_no_class_not_even_the_background():
 
 
 def test_one_collection_stores_at_most_the_cap_first_windows_in_time_order():
-    from edge.collect import HoldCollector
+    from edge.teach.collect import HoldCollector
     windows, _ = windows_of(", ".join(["gap:0.5", "snap"] * 8))
     settings = CollectSettings(max_windows_per_collection=50)
     result = gate_windows(settings, "left", True, windows)
@@ -129,8 +129,8 @@ def test_one_collection_stores_at_most_the_cap_first_windows_in_time_order():
 def test_collect_file_streams_and_stores_exactly_what_one_hold_of_the_file_stores(tmp_path, rate, cap):
     """Two passes over the file (levels for the floor, then the kept windows) = the in-memory hold."""
     from edge.audio.wavfile import open_wav, read_wav, write_wav
-    from edge.collect import collect_file
-    from edge.store import ExampleStore
+    from edge.teach.collect import collect_file
+    from edge.teach.store import ExampleStore
     import soxr
     sig = synth.render(", ".join(["gap:0.4", "snap", "gap:0.3", "whistle"] * 4), seed=7)[0]
     if rate != 44100:   # a 48 kHz file: resampled back while streaming
@@ -151,9 +151,9 @@ def test_collect_file_streams_and_stores_exactly_what_one_hold_of_the_file_store
 
 
 def test_a_file_that_shrinks_between_the_two_passes_stores_nothing(tmp_path):
-    from edge.collect import collect_file
+    from edge.teach.collect import collect_file
     from edge.errors import WavError
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     sig = synth.render(", ".join(["gap:0.4", "snap"] * 6), seed=8)[0]
 
     class Shrinking:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.config import DEFAULT_CLASSES, ListenSettings
-from edge.decision import DecisionPolicy
+from edge.listen.decision import DecisionPolicy
 
 HOP_S = 1024 / 44100
 LEFT, RIGHT, NOISE = np.eye(3, dtype=np.float32) * 0.9 + 0.1 / 3

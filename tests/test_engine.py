@@ -7,7 +7,7 @@ import pytest
 
 from edge.audio import synth
 from edge.config import Config
-from edge.engine import Engine
+from edge.engine.core import Engine
 from edge.errors import CommandError, StateError, StoreError
 from edge.events import ExamplesCollected, ExamplesMoved, Refused
 from tests.fakes import FakeClassifier, FakeRegistry, FakeSlider, FakeStore
@@ -289,9 +289,9 @@ def test_the_state_report_never_touches_the_store_from_another_thread():
 
 @pytest.mark.parametrize("mode", ["collecting", "training"])
 def test_every_request_the_mode_table_refuses_is_refused_with_its_reason(mode):
-    """edge.modes.REFUSALS is the one table: drive the engine into each busy mode, send every request
+    """edge.engine.modes.REFUSALS is the one table: drive the engine into each busy mode, send every request
     and compare with the table — a check the engine skipped, or a reason typed elsewhere, fails here."""
-    from edge.modes import REFUSALS, Mode, refusal
+    from edge.engine.modes import REFUSALS, Mode, refusal
     release = threading.Event()
 
     def trainer(progress, should_stop):

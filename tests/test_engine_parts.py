@@ -9,9 +9,9 @@ import pytest
 
 from edge.errors import ModelError
 from edge.events import ErrorOccurred, EventBus, TrainingProgress
-from edge.false_move import FALSE_MOVE_AFTER_S, FALSE_MOVE_BEFORE_S, MoveMemory
-from edge.problems import Problems
-from edge.training_job import TrainingJob
+from edge.listen.false_move import FALSE_MOVE_AFTER_S, FALSE_MOVE_BEFORE_S, MoveMemory
+from edge.engine.problems import Problems
+from edge.teach.training_job import TrainingJob
 
 HOPS_PER_S = 44100 / 1024
 

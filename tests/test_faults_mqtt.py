@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.store import ExampleStore
+from edge.teach.store import ExampleStore
 from tests.brokers import USERS, Watcher, anon_broker, example_broker, wait_retained  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parent.parent

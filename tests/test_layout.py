@@ -89,15 +89,19 @@ def test_the_daemon_never_imports_the_tooling(graph):
     assert not bad, f"the daemon imports tooling: {bad}"
 
 
-def test_audio_knows_no_model_and_training_no_pins_or_mqtt(graph):
+def test_audio_knows_no_model_and_teaching_or_listening_no_pins_or_mqtt(graph):
     bad = []
     for m, deps in graph.items():
         if _under(m, ("edge.audio",)):
             bad += [f"{m} -> {d}" for d in deps if _under(d, ("edge.model", "edge.engine", "edge.service"))]
-        if _under(m, ("edge.model", "edge.collect", "edge.store")):
+        if _under(m, ("edge.model", "edge.teach", "edge.listen")):
             parent = _reach(graph, m)
             bad += [_path(parent, m, d) for d in parent
-                    if _under(d, ("edge.device", "edge.telemetry", "edge.engine", "edge.service") + HARDWARE)]
+                    if _under(d, ("edge.device", "edge.telemetry", "edge.web.server", "edge.engine", "edge.service")
+                              + HARDWARE)]
+        if _under(m, ("edge.listen",)):
+            # the decision stage decides from probabilities: it never reads the store or trains
+            bad += [f"{m} -> {d}" for d in graph[m] if _under(d, ("edge.teach", "edge.model"))]
     assert not bad, f"stage imports pointing the wrong way: {bad}"
 
 
@@ -179,9 +183,9 @@ def test_sizes_stay_within_limits_and_the_oversize_list_only_shrinks():
 def test_the_rules_see_a_bad_import(tmp_path, graph):
     """The checker itself: a lazy import of the bench in the engine must be found."""
     fake = dict(graph)
-    fake["edge.engine"] = graph["edge.engine"] | {"edge.tooling.bench"}
+    fake["edge.engine.core"] = graph["edge.engine.core"] | {"edge.tooling.bench"}
     parent = _reach(fake, "edge.service")
-    assert _path(parent, "edge.service", "edge.tooling.bench").endswith("edge.engine -> edge.tooling.bench")
+    assert _path(parent, "edge.service", "edge.tooling.bench").endswith("edge.engine.core -> edge.tooling.bench")
     src = tmp_path / "edge" / "audio" / "x.py"
     src.parent.mkdir(parents=True)
     src.write_text("def f():\n    from ..model import train\n    import paho.mqtt.client\n")

@@ -15,7 +15,7 @@ from edge.config import Config
 from edge.tooling.demo import TRAIN_SCENES, feed, hold_button, press_button, wait_training
 from edge.model.registry import ModelRegistry
 from edge.service import RunOptions, Service
-from edge.store import ExampleStore
+from edge.teach.store import ExampleStore
 from tests.brokers import anon_broker  # noqa: F401 - fixture
 
 from edge.tooling.measure import SEED_CLASSES_TOML as SEED_CLASSES

@@ -119,7 +119,7 @@ def test_quick_room_bench_runs_every_stage(tmp_path, capsys):
 def test_the_daemon_never_imports_the_room_bench():
     import subprocess
     import sys
-    code = ("import sys, edge.service, edge.engine, edge.cli.device_cmds, edge.cli.bench_cmds; "
+    code = ("import sys, edge.service, edge.engine.core, edge.cli.device_cmds, edge.cli.bench_cmds; "
             "print([m for m in sys.modules if m.startswith('edge.tooling.roombench')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

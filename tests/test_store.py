@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge.errors import StoreError
-from edge.npz_dataset import read_npz
-from edge.store import ExampleStore
+from edge.teach.npz_dataset import read_npz
+from edge.teach.store import ExampleStore
 
 
 def windows(n, value=0.0):
@@ -87,7 +87,7 @@ def test_bad_npz_names_the_problem(tmp_path, arrays, needle):
 
 IMPORTER = r"""
 import sys, numpy as np
-from edge.store import ExampleStore
+from edge.teach.store import ExampleStore
 s = ExampleStore(sys.argv[1])
 x = np.zeros((64, 3, 232), np.float32)
 i = 0
@@ -133,7 +133,7 @@ def test_tfjs_speech_commands_dataset_round_trip(tmp_path, data_dir):
     """TFJSSCDS (the browser's serialized examples): export, re-import, and a longer example is windowed."""
     import json
     import struct
-    from edge.tfjs_dataset import BACKGROUND_TAG, read_tfjs_dataset
+    from edge.teach.tfjs_dataset import BACKGROUND_TAG, read_tfjs_dataset
     with ExampleStore(tmp_path / "a.sqlite") as s:
         s.import_npz(data_dir / "seed-test.npz")
         assert s.export_npz(tmp_path / "out.bin", background="noise") == 300
@@ -225,7 +225,7 @@ def test_damaged_header_names_the_fix(tmp_path):
 
 @pytest.mark.parametrize("damage", ["page", "header"])
 def test_recover_salvages_readable_rows_and_keeps_the_damaged_file(tmp_path, damage):
-    from edge.store_recovery import recover_store
+    from edge.teach.store_recovery import recover_store
     p = _filled(tmp_path)
     if damage == "page":
         _corrupt_page(p)

@@ -273,7 +273,7 @@ def test_a_holds_audio_plays_back_then_goes_with_its_session(tmp_path):
 
 def test_hold_audio_is_bounded_oldest_first(tmp_path):
     import numpy as np
-    from edge.hold_audio import HoldAudioShelf
+    from edge.teach.hold_audio import HoldAudioShelf
     shelf = HoldAudioShelf(tmp_path, budget_mb=0.25)       # ~2.9 s of 16-bit mono at 44.1 kHz
     one_s = np.zeros(44100, np.float32)
     for i in range(4):

@@ -110,13 +110,13 @@ def cmd_demo(args, config: Config) -> int:
 
 
 def _open_store(config: Config):
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     config.state_path.mkdir(parents=True, exist_ok=True)
     return ExampleStore(config.state.store)
 
 
 def cmd_collect(args, config: Config) -> int:
-    from edge.collect import InMemory, collect_file
+    from edge.teach.collect import InMemory, collect_file
     spec = config.class_spec(args.label)
     background = config.background_label
     # NOTE: every file's header is checked before anything is stored; the audio is read later, in blocks.
@@ -142,7 +142,7 @@ def cmd_collect(args, config: Config) -> int:
 
 def cmd_listen(args, config: Config) -> int:
     from edge.device.slider import NullOutput, Slider
-    from edge.engine import Engine
+    from edge.engine.core import Engine
     from edge.events import DecisionMade, PredictionMade
     from edge.model.registry import ModelRegistry
     config = _listen_config(args, config)
@@ -150,7 +150,7 @@ def cmd_listen(args, config: Config) -> int:
     classifier = registry.load_current(expect_hop=config.frontend.hop)
     if classifier is None:
         raise UsageError(f"no model in {config.state_path}: run `edge-slider train` first (or pass --state-dir)")
-    from edge.collect import InMemory
+    from edge.teach.collect import InMemory
     # NOTE: a file is read block by block (a 1-hour WAV read whole peaked at 1.9 GB RSS).
     audio = open_wav(args.from_wav) if args.from_wav else InMemory(record_seconds(config, args.seconds))
     slider = Slider(NullOutput(), config.slider, None)
@@ -211,7 +211,7 @@ def _listen_store(config: Config):
         return _open_store(config)
     except StoreError as exc:
         # NOTE: listening needs only the model: a read-only or damaged store must not stop it
-        from edge.store import UnavailableStore
+        from edge.teach.store import UnavailableStore
         log.warning("%s", exc)
         return UnavailableStore(config.state.store, str(exc))
 

@@ -69,7 +69,7 @@ def register(sub) -> None:
 
 
 def _store(config: Config):
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     return ExampleStore(config.state.store)
 
 
@@ -133,7 +133,7 @@ def cmd_dataset_clear(args, config: Config) -> int:
 
 
 def cmd_dataset_recover(args, config: Config) -> int:
-    from edge.store_recovery import recover_store
+    from edge.teach.store_recovery import recover_store
     report = recover_store(config.state.store)
     print(f"recovered {report['recovered']} examples ("
           + ", ".join(f"{k} {v}" for k, v in sorted(report["labels"].items()))
@@ -152,7 +152,7 @@ def cmd_train(args, config: Config) -> int:
         raise UsageError("--epochs and --batch-size must be ≥ 1, --validation-split in [0, 1), --learning-rate > 0")
     groups = None
     if args.dataset:
-        from edge.npz_dataset import read_npz
+        from edge.teach.npz_dataset import read_npz
         x, y, labels = read_npz(args.dataset)
     else:
         with _store(config) as store:
@@ -297,7 +297,7 @@ def cmd_model_import(args, config: Config) -> int:
 
 def cmd_model_evaluate(args, config: Config) -> int:
     from edge.model.pipeline import evaluate_classifier
-    from edge.npz_dataset import read_npz
+    from edge.teach.npz_dataset import read_npz
     clf = _registry(config).load_current(expect_hop=None)
     if clf is None:
         raise ModelError("no model installed: run `edge-slider train` first")

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 from edge.config import SLIDER_MAX, SLIDER_MIN
 from edge.telemetry.messages import OFFLINE, ONLINE, Topics
 
-#: The engine's modes (edge.engine), the options of the ``mode`` enum sensor.
+#: The engine's modes (edge.engine.core), the options of the ``mode`` enum sensor.
 MODES = ("idle", "collecting", "training", "listening")
 #: Event types of the ``sound`` event entity besides the class labels.
 PROBLEM_EVENTS = ("refused", "error")

@@ -203,7 +203,7 @@ def latency_breakdown(cfg: Config, decisions, predictions, onsets) -> dict[str, 
 
     Replays the pass's per-hop probabilities (no second classification) through the real policy.
     """
-    from edge.decision import DecisionPolicy
+    from edge.listen.decision import DecisionPolicy
     listen = cfg.listen
     detections = [p for p in predictions
                   if p.label in synth.DEMO_LABELS.values() and p.score >= listen.threshold

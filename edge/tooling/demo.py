@@ -47,7 +47,7 @@ TEST_SCENE = ("gap:1, snap, gap:1.2, snap, gap:1.2, whistle, gap:1.2, babble:2, 
 
 
 def _store_mark(state: Path) -> dict:
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     db = StateDir(state).store
     if not db.exists():
         return {"rows": 0, "last_id": 0}
@@ -61,7 +61,7 @@ def claim_state_dir(state: Path) -> None:
     Raises UsageError (and touches nothing) for a dir with examples or models the demo did not write.
     """
     from edge.model.registry import ModelRegistry
-    from edge.store import ExampleStore
+    from edge.teach.store import ExampleStore
     state = Path(state)
     mark = _store_mark(state)
     models = ModelRegistry(StateDir(state).models).versions()

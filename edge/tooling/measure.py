@@ -16,7 +16,7 @@ from edge.model.classifier import Classifier
 from edge.model.quantize import quantize
 from edge.model.tflite_writer import write_model
 from edge.model.train import PRESETS, Recipe, TrainResult, train
-from edge.npz_dataset import read_npz
+from edge.teach.npz_dataset import read_npz
 
 
 def _fit_and_score(x, y, xt, yt, labels, recipe: Recipe) -> tuple[float, float, TrainResult]:

@@ -28,7 +28,7 @@ from edge.control import DeviceControl
 from edge.errors import ConfigError, EdgeError
 from edge.events import Event, ExamplesDeleted, PredictionMade
 from edge.telemetry import commands
-from edge.hold_audio import HoldAudioShelf
+from edge.teach.hold_audio import HoldAudioShelf
 from edge.web import curate
 from edge.web.settings import WebSettings, split_listen
 

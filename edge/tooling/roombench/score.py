@@ -144,7 +144,7 @@ def replay(trace: dict, listen, classes, thresholds: Sequence[float],
     """The project's own DecisionPolicy over a ``listen --trace``, once per (uniform) threshold, and
     with ``calibrated`` per-class thresholds (the model's own, as the daemon uses them) under the
     key ``"calibrated"``."""
-    from edge.decision import DecisionPolicy
+    from edge.listen.decision import DecisionPolicy
     labels = [str(x) for x in trace["labels"]]
     order = [labels.index(c.name) for c in classes]
     probs = np.asarray(trace["probs"])[:, order]

@@ -14,14 +14,14 @@ import numpy as np
 from edge import __version__
 from edge.config import SAMPLE_RATE
 from edge.memory import rss_mb
-from edge.modes import Mode
+from edge.engine.modes import Mode
 
 
 COLLECTING, TRAINING, LISTENING = Mode.COLLECTING, Mode.TRAINING, Mode.LISTENING
 
 
 def state_report(engine: Any) -> dict[str, Any]:
-    """The report of an :class:`edge.engine.Engine` (typed ``Any``: the engine imports this module)."""
+    """The report of an :class:`edge.engine.core.Engine` (typed ``Any``: the engine imports this module)."""
     counts = engine.counts     # NOTE: replaced whole by the loop, never changed in place
     clf = engine.classifier
     meta = getattr(clf, "metadata", None) or {}

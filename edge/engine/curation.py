@@ -2,7 +2,7 @@
 
 The console's Curate list, ``cmd/delete``, ``cmd/move`` and the discard button ask for these. Each
 re-reads the counts for the state report and publishes what changed; none runs during a training
-(:mod:`edge.modes`).
+(:mod:`edge.engine.modes`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from edge.errors import CommandError
 from edge.events import ExamplesDeleted, ExamplesMoved
-from edge.modes import ModeMachine
+from edge.engine.modes import ModeMachine
 
 
 class Curation:

@@ -13,7 +13,7 @@ Damage the store itself can suffer, and what each costs (never the daemon: see s
 * a state dir on a read-only mount, or one another user owns: the store cannot open; the fix is a
   remount or ``chown`` (the message says which, from statvfs);
 * a damaged header ("file is not a database") or a corrupt page (``PRAGMA quick_check`` at open,
-  ~5 ms on 1,500 windows): the fix is ``edge-slider dataset recover`` (:func:`edge.store_recovery.recover_store`),
+  ~5 ms on 1,500 windows): the fix is ``edge-slider dataset recover`` (:func:`edge.teach.store_recovery.recover_store`),
   which copies every readable row into a new store and keeps the damaged file beside it. Not
   done by the daemon on its own: how much is readable is for a person to judge, and a new store
   that silently took over would train the next model on whatever was salvaged.
@@ -36,8 +36,8 @@ import numpy as np
 from edge.config import NUM_BINS, NUM_FRAMES
 from edge.errors import StoreError
 from edge.fileio import atomic_write_bytes
-from edge.npz_dataset import read_npz
-from edge.store_db import StoreDb
+from edge.teach.npz_dataset import read_npz
+from edge.teach.store_db import StoreDb
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ CREATE INDEX IF NOT EXISTS examples_session ON examples(session);
 class ExampleStore(StoreDb):
     """Labelled windows under the state dir. Not thread-safe: the engine's loop thread owns it.
 
-    Opening, transactions and the one-line errors are :class:`edge.store_db.StoreDb`'s."""
+    Opening, transactions and the one-line errors are :class:`edge.teach.store_db.StoreDb`'s."""
 
     problem: str | None = None
     """Always None here; :class:`UnavailableStore` carries why the store cannot be used."""
@@ -164,7 +164,7 @@ class ExampleStore(StoreDb):
         """Write every window to ``path``: ``.npz`` (seed format), or ``.bin`` = TF.js TFJSSCDS."""
         x, y, labels = self.load(labels)
         if str(path).endswith(".bin"):
-            from edge.tfjs_dataset import tfjs_dataset_bytes
+            from edge.teach.tfjs_dataset import tfjs_dataset_bytes
             data = tfjs_dataset_bytes(x, y, labels, background)
         else:
             buf = io.BytesIO()
@@ -182,7 +182,7 @@ class ExampleStore(StoreDb):
 
         Returns the counts imported per label.
         """
-        from edge.tfjs_dataset import is_tfjs_dataset, read_tfjs_dataset
+        from edge.teach.tfjs_dataset import is_tfjs_dataset, read_tfjs_dataset
         x, y, labels = read_tfjs_dataset(path, background) if is_tfjs_dataset(path) else read_npz(path)
         digest = _sha256(path)
         session = session or f"import-{time.strftime('%Y%m%dT%H%M%S')}-{Path(path).stem}"

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.collect import HoldCollector
+from edge.teach.collect import HoldCollector
 from edge.config import SAMPLE_RATE, Config
-from edge.hold_audio import HoldAudioShelf, HoldRecorder
+from edge.teach.hold_audio import HoldAudioShelf, HoldRecorder
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Collecting on the loop thread: a hold from its press to its stored examples, and "that was wrong".
 
-A hold (:class:`edge.hold.HoldJob`) starts on a class button, ``cmd/collect`` or ``collect`` for N
+A hold (:class:`edge.teach.hold.HoldJob`) starts on a class button, ``cmd/collect`` or ``collect`` for N
 seconds, and ends on its release, its time limit or shutdown; the mode goes back to where it came
 from. "That was wrong" undoes the last move and stores its sound under the background class.
-Mode changes and refusals are the engine's (:mod:`edge.modes` is their one table).
+Mode changes and refusals are the engine's (:mod:`edge.engine.modes` is their one table).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 
 from edge.errors import EdgeError, StateError, StoreError
 from edge.events import CollectionStarted, ErrorOccurred, ExamplesCollected, FalseMoveMarked, PositionChanged
-from edge.false_move import FALSE_MOVE_MAX_AGE_S
-from edge.hold import HoldJob
-from edge.modes import Mode, ModeMachine
-from edge.problems import store_problem
+from edge.listen.false_move import FALSE_MOVE_MAX_AGE_S
+from edge.teach.hold import HoldJob
+from edge.engine.modes import Mode, ModeMachine
+from edge.engine.problems import store_problem
 
 log = logging.getLogger(__name__)
 

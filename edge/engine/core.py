@@ -1,18 +1,18 @@
 """The running device: its parts joined on one loop thread, and the DeviceControl API they answer.
 
-Threads. One *loop thread* owns the engine (:class:`edge.loop.LoopActor`): it calls
+Threads. One *loop thread* owns the engine (:class:`edge.engine.loop.LoopActor`): it calls
 :meth:`Engine.process` with new samples and :meth:`Engine.poll` between blocks. Everything else —
 gpiozero's button threads, the MQTT command worker, the training thread — talks to the engine
 through :meth:`Engine.call`, which queues the request for the loop thread and waits for its answer.
 So mode changes, the store and the slider are only ever touched by one thread, and no lock is held
 on the audio path.
 
-Modes and what each refuses: :mod:`edge.modes` (one table). Refusals are a :class:`StateError`
+Modes and what each refuses: :mod:`edge.engine.modes` (one table). Refusals are a :class:`StateError`
 with the reason, a ``Refused`` event and an LED error blink; listening on also needs a model.
 
-The parts, each in its module: the mode (:mod:`edge.modes`), the per-hop path
-(:mod:`edge.hop_pipeline`), collection (:mod:`edge.hold_control`), the model in service and
-training (:mod:`edge.model_keeper`), curating the examples (:mod:`edge.curation`). They run on the
+The parts, each in its module: the mode (:mod:`edge.engine.modes`), the per-hop path
+(:mod:`edge.engine.hop_pipeline`), collection (:mod:`edge.engine.hold_control`), the model in service and
+training (:mod:`edge.engine.model_keeper`), curating the examples (:mod:`edge.engine.curation`). They run on the
 loop thread only; the engine keeps the shared figures (example counts, problems, CPU).
 """
 
@@ -27,18 +27,18 @@ from typing import Any, Callable
 import numpy as np
 
 from edge.config import SLIDER_MAX, SLIDER_MIN, Config
-from edge.curation import Curation
-from edge.decision import DecisionPolicy
+from edge.engine.curation import Curation
+from edge.listen.decision import DecisionPolicy
 from edge.errors import CommandError, StoreError
 from edge.events import EventBus
-from edge.hold import HoldJob
-from edge.hold_control import HoldControl
-from edge.hop_pipeline import HopPipeline
-from edge.loop import LoopActor
-from edge.model_keeper import ModelKeeper
-from edge.modes import Mode, ModeMachine
-from edge.problems import Problems
-from edge.state_report import state_report
+from edge.teach.hold import HoldJob
+from edge.engine.hold_control import HoldControl
+from edge.engine.hop_pipeline import HopPipeline
+from edge.engine.loop import LoopActor
+from edge.engine.model_keeper import ModelKeeper
+from edge.engine.modes import Mode, ModeMachine
+from edge.engine.problems import Problems
+from edge.engine.state_report import state_report
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,17 @@ class Engine(LoopActor):
         self.problems = self._problems.active
         """What is wrong but survivable (damaged model, store, class mismatch), by key; in the state."""
         self.modes = ModeMachine(self.bus, led)
-        """The mode, shown on the LED; every change and refusal goes through it (:mod:`edge.modes`)."""
+        """The mode, shown on the LED; every change and refusal goes through it (:mod:`edge.engine.modes`)."""
         self.models = ModelKeeper(self, classifier, trainer)
-        """The model in service, training a new one, rolling back (:mod:`edge.model_keeper`)."""
+        """The model in service, training a new one, rolling back (:mod:`edge.engine.model_keeper`)."""
         self.resume_listening = False
         """Listening comes back after the hold or training in progress (the state report shows it on)."""
         self.pipeline = HopPipeline(self)
-        """The per-hop path: front end, windows, classifier, policy, slider (:mod:`edge.hop_pipeline`)."""
+        """The per-hop path: front end, windows, classifier, policy, slider (:mod:`edge.engine.hop_pipeline`)."""
         self.holds = HoldControl(self)
-        """Collection: a button hold from press to stored, and "that was wrong" (:mod:`edge.hold_control`)."""
+        """Collection: a button hold from press to stored, and "that was wrong" (:mod:`edge.engine.hold_control`)."""
         self.curation = Curation(self)
-        """Deleting and moving examples (:mod:`edge.curation`)."""
+        """Deleting and moving examples (:mod:`edge.engine.curation`)."""
         self.started = time.monotonic()
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.cpu_percent = 0.0
@@ -147,7 +147,7 @@ class Engine(LoopActor):
 
     # ------------------------------------------------------------------ problems
     def report_problem(self, key: str, where: str, message: str) -> None:
-        """Say it once (:mod:`edge.problems`); events wait for :meth:`start_reporting`."""
+        """Say it once (:mod:`edge.engine.problems`); events wait for :meth:`start_reporting`."""
         self._problems.report(key, where, message)
 
     def clear_problem(self, key: str) -> None:
@@ -241,7 +241,7 @@ class Engine(LoopActor):
         return self.call(self.models.rollback)
 
     def snapshot(self) -> dict[str, Any]:
-        """The retained ``state`` report (:mod:`edge.state_report`). Safe from any thread (reads only)."""
+        """The retained ``state`` report (:mod:`edge.engine.state_report`). Safe from any thread (reads only)."""
         return state_report(self)
 
     # ------------------------------------------------------------------ shutdown

@@ -1,8 +1,8 @@
 """The example store's SQLite file: opening it (WAL, ``synchronous=FULL``, a quick check), one
 transaction per write, and every SQLite or OS error turned into one line with its fix.
 
-:class:`edge.store.ExampleStore` builds on it; the damage it names, and what each costs, is in
-:mod:`edge.store`.
+:class:`edge.teach.store.ExampleStore` builds on it; the damage it names, and what each costs, is in
+:mod:`edge.teach.store`.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 from edge.config import Config
-from edge.decision import DecisionPolicy
-from edge.problems import Problems
+from edge.listen.decision import DecisionPolicy
+from edge.engine.problems import Problems
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from edge.audio.spectrogram import FrameStream, WindowStream, window_level_db
 from edge.config import SAMPLE_RATE
 from edge.errors import CommandError
 from edge.events import DecisionMade, PositionChanged, PredictionMade
-from edge.false_move import MoveMemory
-from edge.modes import Mode
+from edge.listen.false_move import MoveMemory
+from edge.engine.modes import Mode
 
 AMBIENT_SECONDS = 1.0
 """How much audio before a button press counts as the room's ambient level for the gate."""

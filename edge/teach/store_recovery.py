@@ -1,6 +1,6 @@
 """Recovery of a damaged example store: every readable row into a new store, the damaged file kept.
 
-Not done by the daemon on its own (see :mod:`edge.store`): `edge-slider dataset recover` runs it.
+Not done by the daemon on its own (see :mod:`edge.teach.store`): `edge-slider dataset recover` runs it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from edge.errors import StoreError
 from edge.fileio import fsync_dir
-from edge.store import WINDOW_BYTES, ExampleStore
-from edge.store_db import damaged_message
+from edge.teach.store import WINDOW_BYTES, ExampleStore
+from edge.teach.store_db import damaged_message
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Which model serves, and listening with it: the classifier in service, training, rolling back.
 
-Training runs off the loop thread (:class:`edge.training_job.TrainingJob`); its outcome comes back
+Training runs off the loop thread (:class:`edge.teach.training_job.TrainingJob`); its outcome comes back
 through the engine's call queue, and only then, on the loop thread, is the new model put in service.
-A model is bound to the configured classes once, when it starts to serve (:mod:`edge.model_binding`).
+A model is bound to the configured classes once, when it starts to serve (:mod:`edge.engine.model_binding`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from edge.errors import EdgeError, StoreError
 from edge.events import ErrorOccurred, ModelChanged, TrainingFinished
 from edge.memory import release_free_heap
 from edge.model.train import too_few
-from edge.model_binding import bind_model
-from edge.modes import Mode, ModeMachine
-from edge.problems import Problems, store_problem
-from edge.training_job import TrainingJob
+from edge.engine.model_binding import bind_model
+from edge.engine.modes import Mode, ModeMachine
+from edge.engine.problems import Problems, store_problem
+from edge.teach.training_job import TrainingJob
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class ModelKeeper:
         return self.classifier is not None and not self.listen_refusal
 
     def use(self, classifier: Any) -> None:
-        """Put a model in service (:func:`edge.model_binding.bind_model`)."""
+        """Put a model in service (:func:`edge.engine.model_binding.bind_model`)."""
         self.classifier = classifier
         self.listen_refusal = bind_model(classifier, self._engine.policy, self._config, self._problems)
 

@@ -37,7 +37,9 @@ ensure_qemu() {
   local need=()
   for a in "${ARCHES[@]}"; do
     local q; q=$(qemu_for "$a")
-    local v; v=$("$q" --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -1)
+    # NOTE: `|| true`: with pipefail a missing qemu (exit 127) ended the whole job here, silently,
+    # on a machine that never had qemu (found by a CI run on a new machine)
+    local v; v=$("$q" --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -1) || true
     [ "${v:-0}" -ge 10 ] || need+=("$q")
   done
   if [ ${#need[@]} -gt 0 ]; then

@@ -53,6 +53,11 @@ ensure_qemu() {
   for a in "${ARCHES[@]}"; do
     local q; q=$(qemu_for "$a")
     [ -e "/proc/sys/fs/binfmt_misc/$q" ] || update-binfmts --enable "$q" >/dev/null 2>&1 || true
+    # NOTE: qemu-user-binfmt 10 ships systemd-binfmt files (/usr/lib/binfmt.d) and no update-binfmts
+    # entry; without systemd running (a container, a chroot) nobody registers them, so do it here
+    if [ ! -e "/proc/sys/fs/binfmt_misc/$q" ] && [ -f "/usr/lib/binfmt.d/$q.conf" ]; then
+      grep -v '^#' "/usr/lib/binfmt.d/$q.conf" >/proc/sys/fs/binfmt_misc/register || true
+    fi
     grep -qs enabled "/proc/sys/fs/binfmt_misc/$q" || die "binfmt_misc has no $q entry: apt install qemu-user-binfmt"
   done
 }

@@ -4,9 +4,9 @@ The codelab's single 0.75 threshold means nothing to a user: a model whose false
 confident (median 0.91–0.996 measured) moves the servo on talk at any threshold below 0.99,
 while another model finds half its words at 0.6. So after every training the new model listens
 to negatives it never trained on — the bank's calibration clips, played over the user's own
-room, at two levels — and to the user's held-out holds, and each acting class gets the lowest
-threshold whose estimated false moves per minute stay within its share of
-``listen.max_false_per_min``. The figures go into the model's metadata, the `train` output and
+room, at two levels — and to the user's held-out holds, and the acting classes get the lowest
+thresholds whose estimated false moves per minute stay *together* within
+``listen.max_false_per_min`` (see :func:`allocate`). The figures go into the model's metadata, the `train` output and
 MQTT's ``training_finished``.
 
 False moves are counted as the decision policy makes them, vectorised: a class *wins* a hop when
@@ -87,7 +87,7 @@ def moves(probs: np.ndarray, levels: np.ndarray, cls: int, threshold: float, smo
 def calibrate(params: net.Params, labels: tuple[str, ...], acting: list[bool], listen, hop: int,
               negatives: list[np.ndarray], heldout: dict[str, np.ndarray],
               heldout_params: net.Params | None = None) -> Calibration:
-    """Thresholds for ``listen.max_false_per_min`` (shared evenly by the acting classes).
+    """Thresholds for ``listen.max_false_per_min`` (all acting classes together).
 
     ``negatives``: window streams [n, 3, 232] dB in time order that should never act;
     ``heldout``: per label, held-out windows of that class (for the recall report, judged by
@@ -98,23 +98,24 @@ def calibrate(params: net.Params, labels: tuple[str, ...], acting: list[bool], l
     minutes = sum(p.shape[0] for p, _ in streams) * hop_s / 60.0
     acting_idx = [i for i, a in enumerate(acting) if a]
     budget = float(listen.max_false_per_min)
-    share = budget / max(1, len(acting_idx))
     grid = GRID if minutes >= MIN_MINUTES else GRID[GRID >= listen.threshold]
     # NOTE: with (almost) no negatives never heard in training there is nothing to calibrate against:
     # the thresholds then stay at listen.threshold or above, as without calibration.
-    thresholds, fpm, recall, reached = {}, {}, {}, True
+    rates, recalls = [], []
     for i in acting_idx:
-        rates = np.array([sum(moves(p, lv, i, t, listen.smooth_k, listen.smooth_n, listen.min_level_db, hop_s)
-                              for p, lv in streams) / minutes if minutes > 0 else 0.0 for t in grid])
+        rates.append(np.array([sum(moves(p, lv, i, t, listen.smooth_k, listen.smooth_n, listen.min_level_db,
+                                         hop_s) for p, lv in streams) / minutes if minutes > 0 else 0.0
+                               for t in grid]))
         x = heldout.get(labels[i])
         rec = None
         if x is not None and x.shape[0]:
             p = predict(heldout_params or params, x)
             rec = np.array([event_recall(p, i, t, segments(x), listen.smooth_k, listen.smooth_n) for t in grid])
-        k, met = _pick(rates, rec, share)
-        reached = reached and met
-        thresholds[labels[i]], fpm[labels[i]] = float(grid[k]), float(rates[k])
-        recall[labels[i]] = None if rec is None else float(rec[k])
+        recalls.append(rec)
+    picks, reached = allocate(rates, recalls, budget)
+    thresholds = {labels[i]: float(grid[k]) for i, k in zip(acting_idx, picks)}
+    fpm = {labels[i]: float(r[k]) for i, r, k in zip(acting_idx, rates, picks)}
+    recall = {labels[i]: None if rec is None else float(rec[k]) for i, rec, k in zip(acting_idx, recalls, picks)}
     return Calibration(thresholds, float(sum(fpm.values())), fpm, recall, minutes, budget, reached)
 
 
@@ -143,19 +144,37 @@ def event_recall(probs: np.ndarray, cls: int, threshold: float, starts: np.ndarr
     return found / starts.size
 
 
-def _pick(rates: np.ndarray, recall: np.ndarray | None, share: float) -> tuple[int, bool]:
-    """Grid index of a class's threshold, and whether its false-move share is met there.
+def allocate(rates: list[np.ndarray], recalls: list[np.ndarray | None], budget: float) -> tuple[list[int], bool]:
+    """Grid index of each acting class's threshold, and whether the whole budget is met.
 
-    The lowest threshold within the budget — unless that would cost more than ``KEEP_RECALL`` of
-    the held-out recall: then the highest threshold that keeps it, and the report says the budget
-    was not reached. Measured why: a knock taught beside a bank full of drum loops calibrated to
-    0.995 and the device found no knock at all (room bench, everyday, 2 of 3 seeds)."""
-    ok = np.flatnonzero(rates <= share + 1e-9)
-    k = int(ok[0]) if ok.size else len(rates) - 1
-    if recall is not None and recall[0] > 0:
-        keeps = np.flatnonzero(recall >= KEEP_RECALL * recall[0])
-        k = min(k, int(keeps[-1]))
-    return k, bool(rates[k] <= share + 1e-9)
+    Every class starts at its ceiling — the highest threshold that keeps ``KEEP_RECALL`` of its
+    held-out recall (at the lowest threshold) — and the class with the highest threshold steps down
+    while the classes' false moves *together* stay within the budget; a step that costs nothing is
+    always taken. Measured why (room bench): with the budget split evenly, a chime whose share cost
+    nothing left it unused while the knock beside it was held at 0.95–0.995 by the bank's drums
+    (everyday, seed 7: 0.88 macro recall at 0.29 false moves per minute).
+    Why the ceiling: a knock taught beside a bank full of drum loops calibrated to 0.995 and the
+    device found no knock at all (room bench, everyday, 2 of 3 seeds); the report then says the
+    budget was not reached."""
+    top = len(rates[0]) - 1 if rates else 0
+    picks = []
+    for rec in recalls:
+        k = top
+        if rec is not None and rec[0] > 0:
+            k = int(np.flatnonzero(rec >= KEEP_RECALL * rec[0])[-1])
+        picks.append(k)
+    total = sum(float(r[k]) for r, k in zip(rates, picks))
+    while True:
+        for i in sorted(range(len(picks)), key=lambda j: -picks[j]):
+            k = picks[i]
+            if k == 0:
+                continue
+            extra = float(rates[i][k - 1] - rates[i][k])
+            if extra <= 1e-12 or total + extra <= budget + 1e-9:
+                picks[i], total = k - 1, total + extra
+                break
+        else:
+            return picks, total <= budget + 1e-9
 
 
 class Stream:

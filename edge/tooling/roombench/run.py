@@ -79,7 +79,8 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
         t0 = time.perf_counter()
         decisions, trace = listen(base, sc.test, state, "test")
         listen_s = time.perf_counter() - t0
-        calibrated = model_thresholds(state, config)
+        decision = model_decision(state)
+        calibrated = (decision.get("thresholds") or None) if config.listen.calibrated else None
         replays = score.replay(trace, config.listen, config.classes, thresholds, calibrated)
         matches = _same(replays["calibrated" if calibrated else config.listen.threshold], decisions)
         test = _score_test(sc, decisions)
@@ -97,7 +98,7 @@ def run_one(sc: Scenario, household: list[Stream], config: Config, config_path: 
                 "best_within": score.sweep_summary(sweep), "model_bytes": model_bytes,
                 "train_s": round(train_s, 2), "listen_test_s": round(listen_s, 2),
                 "test_minutes": round(sc.test.duration / 60, 2), "replay_matches_listen": matches,
-                "notes": sc.notes}
+                "calibration": decision, "notes": sc.notes}
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
@@ -147,14 +148,11 @@ def _household(sc: Scenario, household: list[Stream], config: Config, base: list
     return house, house_sweep, matches
 
 
-def model_thresholds(state: Path, config: Config) -> dict[str, float] | None:
-    """The installed model's calibrated per-class thresholds, when the config lets the daemon use them."""
-    if not config.listen.calibrated:
-        return None
+def model_decision(state: Path) -> dict[str, Any]:
+    """The installed model's calibration report (its per-class thresholds and estimates), {} if none."""
     from edge.model.registry import ModelRegistry
     clf = ModelRegistry(state / "models").load_current(expect_hop=None)
-    decision = (clf.metadata or {}).get("decision") if clf is not None else None
-    return (decision or {}).get("thresholds") or None
+    return dict((clf.metadata or {}).get("decision") or {}) if clf is not None else {}
 
 
 def _same(replayed: list[score.Decision], listened: list[score.Decision]) -> bool:

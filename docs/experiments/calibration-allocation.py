@@ -2,7 +2,8 @@
 
 Usage: PYTHONPATH=. python docs/experiments/calibration-allocation.py even|joint bench --room --seeds 1,2,3 --json
 """
-import sys, numpy as np
+import sys
+import numpy as np
 import edge.model.calibrate as cal
 from edge.cli import main
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from edge.config import Config
 from edge.listen.decision import DecisionPolicy
+from edge.model.calibrate import report_in
 from edge.engine.problems import Problems
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,7 @@ def use_model_thresholds(classifier: Any, policy: DecisionPolicy, config: Config
     policy.threshold = config.listen.threshold
     if classifier is None or not config.listen.calibrated:
         return
-    meta = getattr(classifier, "metadata", None) or {}
-    per_class = (meta.get("decision") or {}).get("thresholds") if isinstance(meta, dict) else None
+    per_class = report_in(getattr(classifier, "metadata", None)).get("thresholds")
     if isinstance(per_class, dict):
         policy.set_thresholds({k: float(v) for k, v in per_class.items() if isinstance(v, (int, float))})
         log.info("decision thresholds from the model's calibration: %s",

@@ -15,6 +15,7 @@ from edge import __version__
 from edge.config import SAMPLE_RATE
 from edge.memory import rss_mb
 from edge.engine.modes import Mode
+from edge.model.calibrate import report_in
 
 
 COLLECTING, TRAINING, LISTENING = Mode.COLLECTING, Mode.TRAINING, Mode.LISTENING
@@ -59,8 +60,7 @@ def state_report(engine: Any) -> dict[str, Any]:
 
 def _estimate(meta: Any) -> float | None:
     """The model's calibrated false moves per minute (None for a model trained without calibration)."""
-    decision = meta.get("decision") if isinstance(meta, dict) else None
-    value = decision.get("estimated_false_per_min") if isinstance(decision, dict) else None
+    value = report_in(meta).get("estimated_false_per_min")
     return value if isinstance(value, (int, float)) else None
 
 

@@ -18,6 +18,7 @@ refractory time and per_sound re-arming do that in the real policy).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,17 @@ class Calibration:
                 "estimated_false_per_min_by_class": {k: r4(v) for k, v in self.false_per_min_by_class.items()},
                 "heldout_recall": {k: r4(v) for k, v in self.heldout_recall.items()},
                 "negative_minutes": round(self.negative_minutes, 2), "budget_reached": self.reached}
+
+
+REPORT_KEY = "decision"
+"""Where a model's metadata keeps its :meth:`Calibration.to_dict` report."""
+
+
+def report_in(metadata: Any) -> dict[str, Any]:
+    """The calibration report a model's metadata carries ({} for a model trained without one, or
+    metadata that is not what this project writes): the one reader for the daemon, console and bench."""
+    report = metadata.get(REPORT_KEY) if isinstance(metadata, dict) else None
+    return report if isinstance(report, dict) else {}
 
 
 def predict(params: net.Params, x_db: np.ndarray) -> np.ndarray:

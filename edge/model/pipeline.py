@@ -16,7 +16,7 @@ from edge.config import FFT_SIZE, NUM_BINS, NUM_FRAMES, SAMPLE_RATE, Config
 from edge.model import calibrate
 from edge.model import network as net
 from edge.model.bank import load_banks
-from edge.model.calibrate import Calibration
+from edge.model.calibrate import REPORT_KEY, Calibration
 from edge.model.classifier import FORMAT, FORMAT_VERSION
 from edge.model.quantize import quantize, simulate
 from edge.model.train import PRESETS, Recipe, TrainResult, confusion_report, train
@@ -63,7 +63,7 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
     last = result.history[-1] if result.history else None
     extra = {}
     if calibration is not None:
-        extra["decision"] = calibration.to_dict()
+        extra[REPORT_KEY] = calibration.to_dict()
     if heldout is not None:
         extra["heldout"] = heldout
     return {**extra, 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.model.calibrate import report_in
+
 MAX_WINDOWS = 1500
 """Windows drawn per session: a hold is a few hundred; an imported file may hold thousands."""
 
@@ -84,8 +86,7 @@ def model_info(engine: Any) -> dict[str, Any]:
         return engine.registry.versions(), engine.classifier
     versions, clf = engine.call(read)
     meta = getattr(clf, "metadata", None) or {}
-    raw = meta.get("decision")
-    decision: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    decision = report_in(meta)
     return {"versions": versions, "current": getattr(clf, "version", None) if clf else None,
             "labels": meta.get("labels"), "heldout": meta.get("heldout"),
             "false_per_min_estimate": decision.get("estimated_false_per_min"),

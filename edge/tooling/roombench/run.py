@@ -150,9 +150,10 @@ def _household(sc: Scenario, household: list[Stream], config: Config, base: list
 
 def model_decision(state: Path) -> dict[str, Any]:
     """The installed model's calibration report (its per-class thresholds and estimates), {} if none."""
+    from edge.model.calibrate import report_in
     from edge.model.registry import ModelRegistry
     clf = ModelRegistry(state / "models").load_current(expect_hop=None)
-    return dict((clf.metadata or {}).get("decision") or {}) if clf is not None else {}
+    return dict(report_in(clf.metadata)) if clf is not None else {}
 
 
 def _same(replayed: list[score.Decision], listened: list[score.Decision]) -> bool:

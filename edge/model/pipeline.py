@@ -78,7 +78,8 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
                    "validation_split": recipe.validation_split, "seed": recipe.seed,
                    "gain_jitter_db": recipe.gain_jitter_db, "bank_ratio": recipe.bank_ratio,
                    "bank_weight": recipe.bank_weight, "mix_prob": recipe.mix_prob,
-                   "warp_prob": recipe.warp_prob, "refit_epochs": recipe.refit_epochs},
+                   "warp_prob": recipe.warp_prob, "reverb_prob": recipe.reverb_prob,
+                   "refit_epochs": recipe.refit_epochs},
         "metrics": {"loss": _r(last.loss) if last else None, "accuracy": _r(last.accuracy) if last else None,
                     "val_loss": _r(last.val_loss) if last else None,
                     "val_accuracy": _r(last.val_accuracy) if last else None,
@@ -135,8 +136,10 @@ def _report(config: Config, result: TrainResult, x: np.ndarray, y: np.ndarray, l
     extra = [x[va][y[va] == background]] if va.size and result.validated is None else []
     negatives = calibrate.negative_streams(bank, room, extra)
     held = {lb: x[va][y[va] == i] for i, lb in enumerate(labels)} if va.size else {}
+    # bank sounds never trained on, to play behind the held-out sounds (how much recall a threshold costs)
+    noise = bank.sample(np.random.default_rng(0), 2000) if bank is not None else None
     cal = calibrate.calibrate(result.params, labels, acting, config.listen, config.frontend.hop, negatives, held,
-                              heldout_params=result.heldout_params)
+                              heldout_params=result.heldout_params, room_noise=noise)
     return cal, heldout
 
 

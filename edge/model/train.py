@@ -47,6 +47,13 @@ class Recipe:
     within ±``tilt_db`` across the band (another microphone, another room)."""
     warp: float = 0.08
     tilt_db: float = 6.0
+    reverb_prob: float = 0.0
+    """Share of the user's sound windows given a room's reverb each epoch: every frame also hears the
+    earlier frames' sound, decaying by ``reverb_decay_db`` per hop (1.5–6 dB ≈ RT60 0.9–0.25 s) from
+    a level ``reverb_wet_db`` below it. A knock taught dry in a small room is heard smeared from
+    across a tiled one."""
+    reverb_decay_db: tuple[float, float] = (1.5, 6.0)
+    reverb_wet_db: tuple[float, float] = (-12.0, -3.0)
     refit_epochs: int = 0
     """After the epochs validated on held-out windows, this many more on all windows."""
 
@@ -182,6 +189,8 @@ class BatchMaker:
             x = self._mix_positives(x, y)
         if r.warp_prob > 0:
             x = self._warp_positives(x, y)
+        if r.reverb_prob > 0:
+            x = self._reverb_positives(x, y)
         if r.gain_jitter_db > 0:
             # In the dB domain a gain is an offset: shift each window by its own random level.
             g = rng.uniform(-r.gain_jitter_db, r.gain_jitter_db, size=(x.shape[0], 1, 1))
@@ -245,6 +254,19 @@ class BatchMaker:
         tilt = rng.uniform(-r.tilt_db, r.tilt_db, size=(pick.size, 1, 1)) / net.NORM_STD
         ramp = np.linspace(-0.5, 0.5, bins, dtype=np.float32)[None, None, :]
         xb[pick] = (warped + tilt * ramp).astype(xb.dtype)
+        return xb
+
+    def _reverb_positives(self, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        """Some sound windows get a room's reverberant tail (see :func:`edge.model.augment.reverb_db`)."""
+        from edge.model.augment import reverb_db
+        r, rng = self.recipe, self.rng
+        pick = np.flatnonzero(self.positive[yb] & (rng.random(yb.size) < r.reverb_prob))
+        if pick.size == 0:
+            return xb
+        xb = xb.copy()
+        decay = rng.uniform(*r.reverb_decay_db, size=(pick.size, 1))
+        wet = rng.uniform(*r.reverb_wet_db, size=(pick.size, 1))
+        xb[pick] = net.normalize(reverb_db(xb[pick] * net.NORM_STD + net.NORM_MEAN, decay, wet)).astype(xb.dtype)
         return xb
 
     def _mix_positives(self, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:

@@ -51,3 +51,16 @@ def test_a_room_changes_each_sound_as_a_whole_and_reproducibly():
         d = levels_db(plain[s:s + 10]) - levels_db(x[s:s + 10])
         assert np.ptp(d) < 3.0                          # one level per sound, not per window
     assert in_a_room(x[:0], starts[:0], noise).shape == (0, 3, 232)
+
+
+def test_training_reverberates_only_the_taught_sounds():
+    from edge.model import network as net
+    from edge.model.train import BatchMaker, Recipe
+    rng = np.random.default_rng(2)
+    x = net.normalize(rng.uniform(-90, -30, (60, 3, 232)).astype(np.float32))
+    y = np.repeat([0, 1, 2], 20)
+    batches = BatchMaker(x, y, Recipe(reverb_prob=1.0), np.random.default_rng(0), background=2)
+    xb, yb, _, _ = next(batches.epoch(np.arange(60), 60))
+    changed = np.any(np.abs(xb - x) > 1e-4, axis=(1, 2))
+    assert changed[yb != 2].all() and not changed[yb == 2].any()
+    assert np.all(xb >= x - 1e-4)                       # a tail adds sound, never removes it

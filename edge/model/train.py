@@ -234,10 +234,14 @@ class BatchMaker:
             self._pool = pool
         return self._pool[self.rng.integers(0, self._pool.shape[0], size=n)]
 
+    def _pick(self, yb: np.ndarray, prob: float) -> np.ndarray:
+        """Indices of the sound (not background) windows an augmentation of share ``prob`` changes."""
+        return np.flatnonzero(self.positive[yb] & (self.rng.random(yb.size) < prob))
+
     def _warp_positives(self, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
         """Vocal-tract-length-style warping of the bins axis plus a linear dB tilt, per window."""
         r, rng = self.recipe, self.rng
-        pick = np.flatnonzero(self.positive[yb] & (rng.random(yb.size) < r.warp_prob))
+        pick = self._pick(yb, r.warp_prob)
         if pick.size == 0:
             return xb
         xb = xb.copy()
@@ -260,7 +264,7 @@ class BatchMaker:
         """Some sound windows get a room's reverberant tail (see :func:`edge.model.augment.reverb_db`)."""
         from edge.model.augment import reverb_db
         r, rng = self.recipe, self.rng
-        pick = np.flatnonzero(self.positive[yb] & (rng.random(yb.size) < r.reverb_prob))
+        pick = self._pick(yb, r.reverb_prob)
         if pick.size == 0:
             return xb
         xb = xb.copy()
@@ -272,7 +276,7 @@ class BatchMaker:
     def _mix_positives(self, xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
         """Some sound windows get talk/music behind them, SNR dB below the window's own level."""
         from edge.model.bank import levels_db, power_add_db
-        pick = np.flatnonzero(self.positive[yb] & (self.rng.random(yb.size) < self.recipe.mix_prob))
+        pick = self._pick(yb, self.recipe.mix_prob)
         if pick.size == 0:
             return xb
         xb = xb.copy()

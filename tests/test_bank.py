@@ -104,6 +104,36 @@ def test_the_bank_lowers_false_moves_on_sounds_nobody_taught():
     assert acc > 0.9
 
 
+def test_a_bank_class_trains_one_output_more_and_the_model_file_adds_it_to_the_background():
+    """``bank_class``: bank windows train an "unknown" output; every prediction — numpy, the int8
+    simulation and the .tflite in the installed runtime — has one probability per label, the unknown
+    one added to the background's, and the acting classes' probabilities are the softmax's own."""
+    from edge.model.classifier import Classifier
+    from edge.model.pipeline import metadata
+    from edge.model.quantize import quantize, simulate
+    from edge.model.tflite_writer import write_model
+    x, y = _synthetic_room()
+    labels = ("left", "right", "noise")
+    tr, cal = load_banks()
+    r = Recipe(epochs=4, seed=3, min_examples=5, bank_ratio=1.0, bank_class=True)
+    result = train(x, y, labels, r, bank=tr, background=2)
+    p = result.params
+    assert p.num_outputs == 4 and p.num_classes == 3 and p.unknown_into == 2
+    bank_x = net.normalize(cal.sample(np.random.default_rng(1), 400) + 6.0)
+    raw = net.softmax(net.logits_and_activations(p, bank_x)[1])
+    folded = net.forward(p, bank_x)
+    assert folded.shape == (400, 3) and np.allclose(folded.sum(1), 1, atol=1e-5)
+    assert np.allclose(folded[:, :2], raw[:, :2]) and np.allclose(folded[:, 2], raw[:, 2] + raw[:, 3])
+    assert np.mean(raw.argmax(1) == 3) > 0.5        # the bank's sounds went to their own class
+    qm = quantize(p, x)
+    data = write_model(qm, metadata(Config(), result, r, 1.0))
+    clf = Classifier(data, expect_hop=1024)
+    assert clf.labels == labels
+    q = clf.predict_batch(x)
+    assert q.shape == (len(x), 3) and np.abs(q - simulate(qm, net.normalize(x))).max() <= 0.02
+    assert np.mean(q.argmax(1) == y) > 0.9
+
+
 def test_the_background_class_is_held_out_by_windows_not_by_holds():
     """Each background hold is another kind of sound: none may miss the validated epochs whole."""
     y = np.array([0] * 30 + [1] * 30)

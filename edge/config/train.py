@@ -34,6 +34,9 @@ class TrainSettings:
                              "found fewer knocks and snaps on the room benchmark).", default=1.0, min=0.0, max=20.0)
     bank_weight: float = _doc("Loss weight of a bank window relative to one of yours.", default=1.0, min=0.0,
                               max=100.0)
+    bank_class: bool = _doc("Train the bank's sounds as a class of their own (\"unknown\") beside your background "
+                            "class instead of as background; the model adds the two, so decisions only change "
+                            "by what it learnt.", default=False)
     mix_prob: float = _doc("Share of your sound windows trained with bank talk/music mixed in behind them "
                            "(5-25 dB below the sound); measured to cost recall and add false moves, so off by "
                            "default.", default=0.0, min=0.0, max=1.0)

@@ -39,33 +39,56 @@ class Params:
     conv_b: np.ndarray
     dense_w: np.ndarray
     dense_b: np.ndarray
+    unknown_into: int | None = None
+    """With a bank class: the dense layer has one output more than there are labels, the bank's
+    "unknown" sounds, and predictions add its probability to this class (the background) — see
+    :func:`fold`. None: one output per label, as the codelab."""
 
     NAMES = ("conv_w", "conv_b", "dense_w", "dense_b")
 
     @property
-    def num_classes(self) -> int:
+    def num_outputs(self) -> int:
         return int(self.dense_b.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        """Labels the model predicts (outputs after the fold)."""
+        return self.num_outputs - (self.unknown_into is not None)
 
     def arrays(self) -> list[np.ndarray]:
         return [getattr(self, n) for n in self.NAMES]
 
     def astype(self, dtype) -> "Params":
-        return Params(*(a.astype(dtype) for a in self.arrays()))
+        return Params(*(a.astype(dtype) for a in self.arrays()), unknown_into=self.unknown_into)
 
     def copy(self) -> "Params":
-        return Params(*(a.copy() for a in self.arrays()))
+        return Params(*(a.copy() for a in self.arrays()), unknown_into=self.unknown_into)
 
 
-def init_params(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Params:
-    """Glorot-uniform kernels and zero biases, as Keras / TF.js initialise these layers."""
+def fold(probs: np.ndarray, unknown_into: int | None) -> np.ndarray:
+    """Probabilities per label: the last ("unknown") output added to ``unknown_into``. An acting class's
+    probability is unchanged, so is every decision at a threshold ≥ 0.5 (it must be the top class)."""
+    if unknown_into is None:
+        return probs
+    out = probs[..., :-1].copy()
+    out[..., unknown_into] += probs[..., -1]
+    return out
+
+
+def init_params(num_classes: int, rng: np.random.Generator, dtype=np.float32,
+                unknown_into: int | None = None) -> Params:
+    """Glorot-uniform kernels and zero biases, as Keras / TF.js initialise these layers (with
+    ``unknown_into``, one output more: see :attr:`Params.unknown_into`)."""
+    outputs = num_classes + (unknown_into is not None)
     def glorot(shape, fan_in, fan_out):
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, size=shape).astype(dtype)
     return Params(
         conv_w=glorot((KH, KW, DEPTH), KH * KW, KH * KW * DEPTH),
         conv_b=np.zeros(DEPTH, dtype),
-        dense_w=glorot((FLAT, num_classes), FLAT, num_classes),
-        dense_b=np.zeros(num_classes, dtype),
+        dense_w=glorot((FLAT, outputs), FLAT, outputs),
+        dense_b=np.zeros(outputs, dtype),
+        unknown_into=unknown_into,
     )
 
 
@@ -85,7 +108,8 @@ class Cache:
 
 
 def forward(p: Params, xn: np.ndarray, keep: bool = False):
-    """Probabilities [N, K] for normalized input [N, 3, 232]; with ``keep`` also the backward cache."""
+    """Probabilities [N, K] per label for normalized input [N, 3, 232]; with ``keep`` the raw softmax
+    over every output (the unknown one too: what the loss needs) and the backward cache."""
     taps = patches(xn)
     z1 = taps @ p.conv_w.reshape(KH * KW, DEPTH) + p.conv_b       # [N, 230, 8]
     a1 = np.maximum(z1, 0)
@@ -97,7 +121,7 @@ def forward(p: Params, xn: np.ndarray, keep: bool = False):
     probs = softmax(logits)
     if keep:
         return probs, Cache(taps, z1, pick, flat, probs)
-    return probs
+    return fold(probs, p.unknown_into)
 
 
 def logits_and_activations(p: Params, xn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,4 +161,4 @@ def loss_and_grads(p: Params, xn: np.ndarray, y: np.ndarray,
     dz1 = np.where(c.z1 > 0, da1, 0)
     d_conv_w = (c.taps.reshape(-1, KH * KW).T @ dz1.reshape(-1, DEPTH)).reshape(KH, KW, DEPTH)
     d_conv_b = dz1.sum(axis=(0, 1))
-    return loss, Params(d_conv_w, d_conv_b, d_dense_w, d_dense_b), probs
+    return loss, Params(d_conv_w, d_conv_b, d_dense_w, d_dense_b, p.unknown_into), probs

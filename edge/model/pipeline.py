@@ -44,7 +44,7 @@ def recipe_from_config(config: Config, preset: str | None = None, **overrides) -
     # here); the bank's shares only count with the bank on.
     shared = {f.name for f in dataclasses.fields(Recipe)} & {f.name for f in dataclasses.fields(t)}
     base = Recipe(**{**{name: getattr(t, name) for name in shared},
-                     "bank_ratio": t.bank_ratio if t.bank else 0.0, "mix_prob": t.mix_prob if t.bank else 0.0})
+                     "bank_ratio": t.bank_ratio if t.bank else 0.0, "bank_class": t.bank_class and t.bank, "mix_prob": t.mix_prob if t.bank else 0.0})
     if preset and preset != "default":
         # the codelab's recipe exactly: no jitter either
         p = PRESETS[preset]
@@ -77,7 +77,7 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
         "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
                    "validation_split": recipe.validation_split, "seed": recipe.seed,
                    "gain_jitter_db": recipe.gain_jitter_db, "bank_ratio": recipe.bank_ratio,
-                   "bank_weight": recipe.bank_weight, "mix_prob": recipe.mix_prob,
+                   "bank_weight": recipe.bank_weight, "bank_class": recipe.bank_class, "mix_prob": recipe.mix_prob,
                    "warp_prob": recipe.warp_prob, "reverb_prob": recipe.reverb_prob,
                    "refit_epochs": recipe.refit_epochs},
         "metrics": {"loss": _r(last.loss) if last else None, "accuracy": _r(last.accuracy) if last else None,

@@ -45,7 +45,8 @@ SOFTMAX_Q = QParams(1.0 / 256.0, -128)
 class QuantModel:
     """Everything the writer needs: int8/int32 arrays in TFLite layouts plus tensor quantization."""
 
-    num_classes: int
+    num_outputs: int
+    """Outputs of the dense layer (one more than the labels with ``unknown_into``)."""
     input_q: QParams
     conv_w: np.ndarray          # int8 [1, KH, KW, DEPTH]
     conv_w_scales: np.ndarray   # float32 [DEPTH]
@@ -55,6 +56,8 @@ class QuantModel:
     dense_w_scales: np.ndarray  # float32 [K], per output channel
     dense_b: np.ndarray         # int32 [K]
     logits_q: QParams
+    unknown_into: int | None = None
+    """See :attr:`edge.model.network.Params.unknown_into`: the writer adds the fold to the graph."""
 
 
 def range_q(lo: float, hi: float) -> QParams:
@@ -76,8 +79,8 @@ def _build(p: net.Params, input_q: QParams, conv_q: QParams, logits_q: QParams) 
     dw_scales = np.maximum(np.abs(dw).max(axis=1), 1e-12) / 127.0
     dense_w = np.clip(np.round(dw / dw_scales[:, None]), -127, 127).astype(np.int8)
     dense_b = np.round(p.dense_b.astype(np.float64) / (conv_q.scale * dw_scales)).astype(np.int32)
-    return QuantModel(p.num_classes, input_q, conv_w, w_scales.astype(np.float32), conv_b, conv_q,
-                      dense_w, dw_scales.astype(np.float32), dense_b, logits_q)
+    return QuantModel(p.num_outputs, input_q, conv_w, w_scales.astype(np.float32), conv_b, conv_q,
+                      dense_w, dw_scales.astype(np.float32), dense_b, logits_q, p.unknown_into)
 
 
 def simulate(qm: QuantModel, xn: np.ndarray) -> np.ndarray:
@@ -99,7 +102,7 @@ def _simulate_after_conv(qm: QuantModel, z: np.ndarray) -> np.ndarray:
     dw = (qm.dense_w.T * qm.dense_w_scales).astype(np.float32)
     logits = pooled @ dw + qm.dense_b * (qm.conv_q.scale * qm.dense_w_scales)
     logits = qm.logits_q.dequantize(qm.logits_q.quantize(logits))
-    return SOFTMAX_Q.dequantize(SOFTMAX_Q.quantize(net.softmax(logits)))
+    return net.fold(SOFTMAX_Q.dequantize(SOFTMAX_Q.quantize(net.softmax(logits))), qm.unknown_into)
 
 
 #: Candidate clip points for the two calibrated activation ranges (percentiles of the training

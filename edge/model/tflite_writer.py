@@ -5,6 +5,10 @@ Graph (float32 in, float32 out: callers pass raw dB and read probabilities):
     dB [1,3,232,1] f32 → MUL 0.1 → ADD 10 (the codelab's (dB + 100) / 10, in float) → QUANTIZE → DEPTHWISE_CONV_2D(+ReLU) → MAX_POOL_2D → RESHAPE [1,920]
     → FULLY_CONNECTED → SOFTMAX → DEQUANTIZE → probabilities [1,K] f32
 
+A model trained with a bank class (``train.bank_class``) has K+1 dense outputs and one operator
+more: a float FULLY_CONNECTED with a constant 0/1 matrix adds the "unknown" probability to the
+background class's, so the file still gives one probability per label.
+
 Gotchas this follows (each cost hours; see shared/PLATFORM.md): buffer 0 is the empty sentinel
 and every activation uses it; ``file_identifier=b"TFL3"``; both ``deprecated_builtin_code`` and
 ``builtin_code`` set; op versions as the TF converter writes them; option tables and vectors are
@@ -127,8 +131,9 @@ class _Writer:
 
 
 def _queue_tensors(w: _Writer, qm: QuantModel) -> dict[str, int]:
-    """Queue the graph's 17 tensors (constants go to their buffers); name → tensor index."""
-    k = qm.num_classes
+    """Queue the graph's 17 tensors, 19 with the bank class's fold (constants go to their buffers);
+    name → tensor index."""
+    k = qm.num_outputs
     window = [1, NUM_FRAMES, NUM_BINS, 1]
     # NOTE: normalizing inside the graph costs ~0.2 µs; the same two numpy ops in Python cost 1.8 µs
     # per window (ufunc call overhead), a fifth of the whole classify call.
@@ -155,6 +160,13 @@ def _queue_tensors(w: _Writer, qm: QuantModel) -> dict[str, int]:
     t["logits"] = w.tensor("logits", [1, k], _INT8, q=qm.logits_q)
     t["probs_q"] = w.tensor("probs_q", [1, k], _INT8, q=SOFTMAX_Q)
     t["probs"] = w.tensor("probs", [1, k], _F32)
+    if qm.unknown_into is not None:
+        # The bank class's probability goes to the background class: a constant 0/1 matrix, in float
+        # after DEQUANTIZE, so the sum is exact (see network.fold).
+        m = np.eye(k - 1, k, dtype=np.float32)
+        m[qm.unknown_into, k - 1] = 1.0
+        t["fold_w"] = w.tensor("fold_w", [k - 1, k], _F32, w.const(m))
+        t["labels_probs"] = w.tensor("labels_probs", [1, k - 1], _F32)
     return t
 
 
@@ -195,13 +207,15 @@ def _option_tables(w: _Writer) -> dict[int, int]:
 
 
 def _operators(w: _Writer, t: dict[str, int], opts: dict[int, int]) -> list[int]:
-    """The 9 operators in graph order, tensors named as ``_queue_tensors`` names them."""
+    """The 9 operators (10 with the fold) in graph order, tensors named as ``_queue_tensors`` names them."""
     BO, OP = tflite.BuiltinOptions, tflite.BuiltinOperator
 
     def op(builtin: int, inputs: list[str], outputs: list[str], opt_type: int = 0) -> int:
         return w.operator(builtin, [t[n] for n in inputs], [t[n] for n in outputs], opt_type,
                           opts[opt_type] if opt_type else None)
 
+    fold = [op(OP.FULLY_CONNECTED, ["probs", "fold_w"], ["labels_probs"], BO.FullyConnectedOptions)] \
+        if "fold_w" in t else []
     return [
         op(OP.MUL, ["db", "norm_scale"], ["db_scaled"], BO.MulOptions),
         op(OP.ADD, ["db_scaled", "norm_offset"], ["input"], BO.AddOptions),
@@ -212,6 +226,7 @@ def _operators(w: _Writer, t: dict[str, int], opts: dict[int, int]) -> list[int]
         op(OP.FULLY_CONNECTED, ["flat", "dense_w", "dense_b"], ["logits"], BO.FullyConnectedOptions),
         op(OP.SOFTMAX, ["logits"], ["probs_q"], BO.SoftmaxOptions),
         op(OP.DEQUANTIZE, ["probs_q"], ["probs"]),
+        *fold,
     ]
 
 
@@ -295,7 +310,7 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
     w = _Writer()
     t = _queue_tensors(w, qm)
     ops = _operators(w, t, _option_tables(w))
-    subgraph = _subgraph(w, ops, [t["db"]], [t["probs"]])
+    subgraph = _subgraph(w, ops, [t["db"]], [t.get("labels_probs", t["probs"])])
     codes = _operator_codes(w)
     meta_buffer = len(w.buffers)
     w.buffers.append(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode())

@@ -54,6 +54,10 @@ class Recipe:
     across a tiled one."""
     reverb_decay_db: tuple[float, float] = (1.5, 6.0)
     reverb_wet_db: tuple[float, float] = (-12.0, -3.0)
+    bank_class: bool = False
+    """Bank windows train a class of their own, "unknown", beside the background class instead of
+    being background: quiet room and the user's talk stay one class, everything else nobody taught
+    another, and the model's outputs add the two (see :func:`edge.model.network.fold`)."""
     refit_epochs: int = 0
     """After the epochs validated on held-out windows, this many more on all windows."""
 
@@ -179,6 +183,8 @@ class BatchMaker:
         """Normalised background windows of the user's own room (bank sounds are mixed into them)."""
         self._pool: np.ndarray | None = None
         self.positive = np.array([background is None or int(c) != background for c in range(int(y.max()) + 1)])
+        self.unknown = int(y.max()) + 1 if self.bank is not None and recipe.bank_class else None
+        """The class index bank windows train (None: they train the background class)."""
 
     def epoch(self, order: np.ndarray, batch_size: int):
         """Yield ``(x, y, weights, n_user)`` mini-batches (the user's ``n_user`` windows first) over ``order``. Augmentation is drawn for the whole
@@ -202,7 +208,7 @@ class BatchMaker:
             if r.gain_jitter_db > 0:
                 g = rng.uniform(-r.gain_jitter_db, r.gain_jitter_db, size=(neg.shape[0], 1, 1))
                 neg = neg + (g / net.NORM_STD).astype(neg.dtype)
-            ny = np.full(per, self.background, y.dtype)
+            ny = np.full(per, self.unknown if self.unknown is not None else self.background, y.dtype)
         for k, b in enumerate(range(0, order.size, batch_size)):
             xb, yb = x[b:b + batch_size], y[b:b + batch_size]
             if not per:
@@ -308,7 +314,7 @@ def train(x_db: np.ndarray, y: np.ndarray, labels: tuple[str, ...], recipe: Reci
         tr, va = split_balanced(y, recipe.validation_split, rng)
     room = xn[tr][y[tr] == background] if background is not None else None
     batches = BatchMaker(xn, y, recipe, rng, bank, background, room)
-    params = net.init_params(len(labels), rng)
+    params = net.init_params(len(labels), rng, unknown_into=background if batches.unknown is not None else None)
     adam = Adam(params, recipe.learning_rate)
     history: list[EpochStats] = []
 
@@ -320,7 +326,7 @@ def train(x_db: np.ndarray, y: np.ndarray, labels: tuple[str, ...], recipe: Reci
             loss, grads, probs = net.loss_and_grads(params, xb, yb, wb)
             adam.step(params, grads)
             tot_loss += loss * n
-            tot_ok += float(np.sum(probs[:n].argmax(1) == yb[:n]))
+            tot_ok += float(np.sum(net.fold(probs[:n], params.unknown_into).argmax(1) == yb[:n]))
         return tot_loss / order.size, tot_ok / order.size
 
     refit = recipe.refit_epochs if va.size else 0

@@ -15,13 +15,14 @@ from edge.model.tflite_writer import read_metadata, write_model
 from edge.model.train import PRESETS, Recipe, split_balanced, train
 
 
-def test_gradients_match_finite_differences():
+@pytest.mark.parametrize("depth,unknown_into", [(8, None), (16, 2)])
+def test_gradients_match_finite_differences(depth, unknown_into):
     rng = np.random.default_rng(0)
-    p = net.init_params(3, rng, np.float64)
-    p.conv_b[:] = rng.normal(size=net.DEPTH) * 0.2
-    p.dense_b[:] = rng.normal(size=3) * 0.2
+    p = net.init_params(3, rng, np.float64, unknown_into=unknown_into, depth=depth)
+    p.conv_b[:] = rng.normal(size=depth) * 0.2
+    p.dense_b[:] = rng.normal(size=p.num_outputs) * 0.2
     x = net.normalize(rng.normal(-80, 12, size=(6, 3, 232)))
-    y = np.array([0, 1, 2, 0, 1, 2])
+    y = np.array([0, 1, 2, 0, 1, 2]) if unknown_into is None else np.array([0, 1, 2, 3, 1, 3])
     _, grads, _ = net.loss_and_grads(p, x, y)
     eps = 1e-6
     for name in net.Params.NAMES:
@@ -45,6 +46,23 @@ def test_output_shapes_follow_the_codelab_network():
     assert p.conv_w.shape == (3, 3, 8) and p.dense_w.shape == (920, 4)
     probs = net.forward(p, np.zeros((2, 3, 232), np.float32))
     assert probs.shape == (2, 4) and np.allclose(probs.sum(1), 1)
+
+
+def test_a_deeper_model_trains_exports_and_runs_as_written(seed_data):
+    """``train.depth``: 16 filters instead of the codelab's 8 — 1,840 features into the dense layer, and
+    the .tflite (depth multiplier 16) computes in the installed runtime what the simulation says."""
+    x, y, xt, yt, labels = seed_data
+    r = Recipe(epochs=3, depth=16)
+    result = train(x[:600], y[:600], labels, r)
+    assert result.params.conv_w.shape == (3, 3, 16) and result.params.dense_w.shape == (1840, 3)
+    qm = quantize(result.params, x[:600])
+    from edge.config import Config
+    from edge.model.pipeline import metadata
+    data = write_model(qm, metadata(Config(), result, r, 1.0))
+    assert read_metadata(data)["recipe"]["depth"] == 16
+    q = Classifier(data, expect_hop=1024).predict_batch(xt[:200])
+    assert np.abs(q - simulate(qm, net.normalize(xt[:200]))).max() <= 0.02
+    assert np.mean(q.argmax(1) == yt[:200]) > 0.6
 
 
 def test_training_is_deterministic_and_reports_every_epoch(seed_data):

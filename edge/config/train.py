@@ -26,6 +26,9 @@ class TrainSettings:
                               "per hop, 3-12 dB below the sound), so a sound taught dry is found in a tiled room; "
                               "0.3 found more knocks but made more false moves on the room benchmark, so off by "
                               "default.", default=0.0, min=0.0, max=1.0)
+    depth: int = _doc("Filters of the model's convolution (its depth multiplier): the codelab's 8, or more "
+                      "to tell a taught sound from sounds like it (costs training time and a larger file).",
+                      default=8, min=1, max=64)
     refit_epochs: int = _doc("After validating on held-out holds, train this many more epochs on every example "
                              "(the held-out holds too); 0 = install the validated model.", default=3, min=0, max=1000)
     bank: bool = _doc("Mix the shipped background bank (talk in 13 languages, music, effects) into every training "

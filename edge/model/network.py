@@ -47,6 +47,11 @@ class Params:
     NAMES = ("conv_w", "conv_b", "dense_w", "dense_b")
 
     @property
+    def depth(self) -> int:
+        """The conv's depth multiplier: the codelab's 8, or more (``train.depth``)."""
+        return int(self.conv_b.shape[0])
+
+    @property
     def num_outputs(self) -> int:
         return int(self.dense_b.shape[0])
 
@@ -76,7 +81,7 @@ def fold(probs: np.ndarray, unknown_into: int | None) -> np.ndarray:
 
 
 def init_params(num_classes: int, rng: np.random.Generator, dtype=np.float32,
-                unknown_into: int | None = None) -> Params:
+                unknown_into: int | None = None, depth: int = DEPTH) -> Params:
     """Glorot-uniform kernels and zero biases, as Keras / TF.js initialise these layers (with
     ``unknown_into``, one output more: see :attr:`Params.unknown_into`)."""
     outputs = num_classes + (unknown_into is not None)
@@ -84,9 +89,9 @@ def init_params(num_classes: int, rng: np.random.Generator, dtype=np.float32,
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, size=shape).astype(dtype)
     return Params(
-        conv_w=glorot((KH, KW, DEPTH), KH * KW, KH * KW * DEPTH),
-        conv_b=np.zeros(DEPTH, dtype),
-        dense_w=glorot((FLAT, outputs), FLAT, outputs),
+        conv_w=glorot((KH, KW, depth), KH * KW, KH * KW * depth),
+        conv_b=np.zeros(depth, dtype),
+        dense_w=glorot((POOL_W * depth, outputs), POOL_W * depth, outputs),
         dense_b=np.zeros(outputs, dtype),
         unknown_into=unknown_into,
     )
@@ -111,12 +116,12 @@ def forward(p: Params, xn: np.ndarray, keep: bool = False):
     """Probabilities [N, K] per label for normalized input [N, 3, 232]; with ``keep`` the raw softmax
     over every output (the unknown one too: what the loss needs) and the backward cache."""
     taps = patches(xn)
-    z1 = taps @ p.conv_w.reshape(KH * KW, DEPTH) + p.conv_b       # [N, 230, 8]
+    z1 = taps @ p.conv_w.reshape(KH * KW, p.depth) + p.conv_b     # [N, 230, 8]
     a1 = np.maximum(z1, 0)
     even, odd = a1[:, 0::2], a1[:, 1::2]                           # [N, 115, 8] each
     pick = odd > even
     pooled = np.where(pick, odd, even)
-    flat = pooled.reshape(xn.shape[0], FLAT)
+    flat = pooled.reshape(xn.shape[0], POOL_W * p.depth)
     logits = flat @ p.dense_w + p.dense_b
     probs = softmax(logits)
     if keep:
@@ -126,9 +131,9 @@ def forward(p: Params, xn: np.ndarray, keep: bool = False):
 
 def logits_and_activations(p: Params, xn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(conv ReLU output [N, 230, 8], logits [N, K]): what int8 calibration needs."""
-    a1 = np.maximum(patches(xn) @ p.conv_w.reshape(KH * KW, DEPTH) + p.conv_b, 0)
+    a1 = np.maximum(patches(xn) @ p.conv_w.reshape(KH * KW, p.depth) + p.conv_b, 0)
     pooled = np.maximum(a1[:, 0::2], a1[:, 1::2])
-    return a1, pooled.reshape(xn.shape[0], FLAT) @ p.dense_w + p.dense_b
+    return a1, pooled.reshape(xn.shape[0], POOL_W * p.depth) @ p.dense_w + p.dense_b
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -154,11 +159,11 @@ def loss_and_grads(p: Params, xn: np.ndarray, y: np.ndarray,
         dz2 *= w[:, None]
     d_dense_w = c.flat.T @ dz2
     d_dense_b = dz2.sum(axis=0)
-    dpool = (dz2 @ p.dense_w.T).reshape(n, POOL_W, DEPTH)
+    dpool = (dz2 @ p.dense_w.T).reshape(n, POOL_W, p.depth)
     da1 = np.zeros_like(c.z1)
     da1[:, 1::2] = np.where(c.pick, dpool, 0)
     da1[:, 0::2] = np.where(c.pick, 0, dpool)
     dz1 = np.where(c.z1 > 0, da1, 0)
-    d_conv_w = (c.taps.reshape(-1, KH * KW).T @ dz1.reshape(-1, DEPTH)).reshape(KH, KW, DEPTH)
+    d_conv_w = (c.taps.reshape(-1, KH * KW).T @ dz1.reshape(-1, p.depth)).reshape(KH, KW, p.depth)
     d_conv_b = dz1.sum(axis=(0, 1))
     return loss, Params(d_conv_w, d_conv_b, d_dense_w, d_dense_b, p.unknown_into), probs

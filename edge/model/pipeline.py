@@ -77,7 +77,7 @@ def metadata(config: Config, result: TrainResult, recipe: Recipe, agreement: flo
         "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
                    "validation_split": recipe.validation_split, "seed": recipe.seed,
                    "gain_jitter_db": recipe.gain_jitter_db, "bank_ratio": recipe.bank_ratio,
-                   "bank_weight": recipe.bank_weight, "bank_class": recipe.bank_class, "mix_prob": recipe.mix_prob,
+                   "bank_weight": recipe.bank_weight, "bank_class": recipe.bank_class, "depth": recipe.depth, "mix_prob": recipe.mix_prob,
                    "warp_prob": recipe.warp_prob, "reverb_prob": recipe.reverb_prob,
                    "refit_epochs": recipe.refit_epochs},
         "metrics": {"loss": _r(last.loss) if last else None, "accuracy": _r(last.accuracy) if last else None,

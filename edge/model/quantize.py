@@ -59,6 +59,14 @@ class QuantModel:
     unknown_into: int | None = None
     """See :attr:`edge.model.network.Params.unknown_into`: the writer adds the fold to the graph."""
 
+    @property
+    def depth(self) -> int:
+        return int(self.conv_b.shape[0])
+
+    @property
+    def flat(self) -> int:
+        return net.POOL_W * self.depth
+
 
 def range_q(lo: float, hi: float) -> QParams:
     """Asymmetric int8 for the range [lo, hi] widened to include 0."""
@@ -73,7 +81,7 @@ def range_q(lo: float, hi: float) -> QParams:
 def _build(p: net.Params, input_q: QParams, conv_q: QParams, logits_q: QParams) -> QuantModel:
     w, b = p.conv_w.astype(np.float64), p.conv_b.astype(np.float64)
     w_scales = np.maximum(np.abs(w).max(axis=(0, 1)), 1e-12) / 127.0                 # [DEPTH]
-    conv_w = np.clip(np.round(w / w_scales), -127, 127).astype(np.int8).reshape(1, net.KH, net.KW, net.DEPTH)
+    conv_w = np.clip(np.round(w / w_scales), -127, 127).astype(np.int8).reshape(1, net.KH, net.KW, p.depth)
     conv_b = np.round(b / (input_q.scale * w_scales)).astype(np.int32)
     dw = p.dense_w.astype(np.float64).T                                               # [K, 920]
     dw_scales = np.maximum(np.abs(dw).max(axis=1), 1e-12) / 127.0
@@ -92,13 +100,13 @@ def simulate(qm: QuantModel, xn: np.ndarray) -> np.ndarray:
 def _conv_preactivation(qm: QuantModel, xn: np.ndarray) -> np.ndarray:
     """The int8 conv before its output is requantized: depends only on the input range and weights."""
     x = qm.input_q.dequantize(qm.input_q.quantize(xn))
-    w = (qm.conv_w.reshape(net.KH * net.KW, net.DEPTH) * qm.conv_w_scales).astype(np.float32)
+    w = (qm.conv_w.reshape(net.KH * net.KW, qm.depth) * qm.conv_w_scales).astype(np.float32)
     return net.patches(x) @ w + qm.conv_b * (qm.input_q.scale * qm.conv_w_scales)
 
 
 def _simulate_after_conv(qm: QuantModel, z: np.ndarray) -> np.ndarray:
     a = qm.conv_q.dequantize(qm.conv_q.quantize(np.maximum(z, 0)))
-    pooled = np.maximum(a[:, 0::2], a[:, 1::2]).reshape(z.shape[0], net.FLAT)
+    pooled = np.maximum(a[:, 0::2], a[:, 1::2]).reshape(z.shape[0], qm.flat)
     dw = (qm.dense_w.T * qm.dense_w_scales).astype(np.float32)
     logits = pooled @ dw + qm.dense_b * (qm.conv_q.scale * qm.dense_w_scales)
     logits = qm.logits_q.dequantize(qm.logits_q.quantize(logits))

@@ -145,14 +145,14 @@ def _queue_tensors(w: _Writer, qm: QuantModel) -> dict[str, int]:
     t["input"] = w.tensor("input", window, _F32)
     t["input_q"] = w.tensor("input_q", window, _INT8, q=qm.input_q)
     t["conv_w"] = w.tensor("conv_w", list(qm.conv_w.shape), _INT8, w.const(qm.conv_w), scales=qm.conv_w_scales,
-                           zero_points=[0] * net.DEPTH, qdim=3)
-    t["conv_b"] = w.tensor("conv_b", [net.DEPTH], _INT32, w.const(qm.conv_b),
+                           zero_points=[0] * qm.depth, qdim=3)
+    t["conv_b"] = w.tensor("conv_b", [qm.depth], _INT32, w.const(qm.conv_b),
                            scales=qm.input_q.scale * qm.conv_w_scales.astype(np.float64),
-                           zero_points=[0] * net.DEPTH)
-    t["conv"] = w.tensor("conv", [1, 1, net.CONV_W, net.DEPTH], _INT8, q=qm.conv_q)
-    t["pool"] = w.tensor("pool", [1, 1, net.POOL_W, net.DEPTH], _INT8, q=qm.conv_q)
-    t["flat_shape"] = w.tensor("flat_shape", [2], _INT32, w.const(np.array([1, net.FLAT], np.int32)))
-    t["flat"] = w.tensor("flat", [1, net.FLAT], _INT8, q=qm.conv_q)
+                           zero_points=[0] * qm.depth)
+    t["conv"] = w.tensor("conv", [1, 1, net.CONV_W, qm.depth], _INT8, q=qm.conv_q)
+    t["pool"] = w.tensor("pool", [1, 1, net.POOL_W, qm.depth], _INT8, q=qm.conv_q)
+    t["flat_shape"] = w.tensor("flat_shape", [2], _INT32, w.const(np.array([1, qm.flat], np.int32)))
+    t["flat"] = w.tensor("flat", [1, qm.flat], _INT8, q=qm.conv_q)
     t["dense_w"] = w.tensor("dense_w", list(qm.dense_w.shape), _INT8, w.const(qm.dense_w),
                             scales=qm.dense_w_scales, zero_points=[0] * k, qdim=0)
     t["dense_b"] = w.tensor("dense_b", [k], _INT32, w.const(qm.dense_b),
@@ -170,7 +170,7 @@ def _queue_tensors(w: _Writer, qm: QuantModel) -> dict[str, int]:
     return t
 
 
-def _option_tables(w: _Writer) -> dict[int, int]:
+def _option_tables(w: _Writer, qm: QuantModel) -> dict[int, int]:
     """The operators' option tables, built first (flatbuffers cannot nest a table inside another under
     construction); ``tflite.BuiltinOptions`` type → table offset."""
     b, BO = w.b, tflite.BuiltinOptions
@@ -178,7 +178,7 @@ def _option_tables(w: _Writer) -> dict[int, int]:
     tflite.DepthwiseConv2DOptionsAddPadding(b, tflite.Padding.VALID)
     tflite.DepthwiseConv2DOptionsAddStrideW(b, 1)
     tflite.DepthwiseConv2DOptionsAddStrideH(b, 1)
-    tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, net.DEPTH)
+    tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, qm.depth)
     tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, tflite.ActivationFunctionType.RELU)
     tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, 1)
     tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, 1)
@@ -190,7 +190,7 @@ def _option_tables(w: _Writer) -> dict[int, int]:
     tflite.Pool2DOptionsAddFilterWidth(b, 2)
     tflite.Pool2DOptionsAddFilterHeight(b, 1)
     opts[BO.Pool2DOptions] = tflite.Pool2DOptionsEnd(b)
-    new_shape = w.vec_i32(tflite.ReshapeOptionsStartNewShapeVector, [1, net.FLAT])
+    new_shape = w.vec_i32(tflite.ReshapeOptionsStartNewShapeVector, [1, qm.flat])
     tflite.ReshapeOptionsStart(b)
     tflite.ReshapeOptionsAddNewShape(b, new_shape)
     opts[BO.ReshapeOptions] = tflite.ReshapeOptionsEnd(b)
@@ -309,7 +309,7 @@ def write_model(qm: QuantModel, metadata: dict) -> bytes:
     file changes, even where the runtime would read it the same."""
     w = _Writer()
     t = _queue_tensors(w, qm)
-    ops = _operators(w, t, _option_tables(w))
+    ops = _operators(w, t, _option_tables(w, qm))
     subgraph = _subgraph(w, ops, [t["db"]], [t.get("labels_probs", t["probs"])])
     codes = _operator_codes(w)
     meta_buffer = len(w.buffers)

@@ -54,6 +54,9 @@ class Recipe:
     across a tiled one."""
     reverb_decay_db: tuple[float, float] = (1.5, 6.0)
     reverb_wet_db: tuple[float, float] = (-12.0, -3.0)
+    depth: int = 8
+    """The conv's depth multiplier (filters over the 3×3 taps): the codelab's 8, or more — the dense
+    layer then reads depth × 115 features instead of 920."""
     bank_class: bool = False
     """Bank windows train a class of their own, "unknown", beside the background class instead of
     being background: quiet room and the user's talk stay one class, everything else nobody taught
@@ -314,7 +317,8 @@ def train(x_db: np.ndarray, y: np.ndarray, labels: tuple[str, ...], recipe: Reci
         tr, va = split_balanced(y, recipe.validation_split, rng)
     room = xn[tr][y[tr] == background] if background is not None else None
     batches = BatchMaker(xn, y, recipe, rng, bank, background, room)
-    params = net.init_params(len(labels), rng, unknown_into=background if batches.unknown is not None else None)
+    params = net.init_params(len(labels), rng, unknown_into=background if batches.unknown is not None else None,
+                             depth=recipe.depth)
     adam = Adam(params, recipe.learning_rate)
     history: list[EpochStats] = []
 

@@ -130,3 +130,30 @@ def test_false_moves_are_blamed_on_the_source_package():
               Event(5.0, 6.0, "effect", "hedgewars/explosion"), Event(7.0, 8.0, "talk", "Robot/Drat")]
     got = score.blame_sources([1.5, 3.5, 5.5, 7.5, 20.0], events, TAUGHT, key=score.family)
     assert got == {"espeak-ng talk": 1, "hedgewars voice": 2, "hedgewars effect": 1, "(tv / room tone)": 1}
+
+
+def test_each_family_of_takes_is_one_sound(tmp_path):
+    """everyday teaches some takes of a family and tests on another: every pair of takes must be the
+    same sound (loud-frame spectra within 20 dB rms), as the families of generator v5 are — v4's
+    perc_bell / perc_bell2 were two bells 44.6 dB apart and the device found 0-4 of 30."""
+    from edge.audio.spectrogram import frames_db
+    from edge.tooling.roombench.families import BELL_TAKES, CHIME_FAMILIES, KNOCK_FAMILIES, _chime
+
+    src = Sources(tmp_path / "sources")
+
+    def shape(x):
+        fr = frames_db(np.pad(x[: int(1.5 * 44100)], (0, 4096)))     # a stroke can be shorter than a frame
+        loud = fr[fr.max(1) > fr.max() - 20].mean(0)
+        return loud - loud.max()
+
+    def spread(takes):
+        s = [shape(t) for t in takes]
+        return max(float(np.sqrt(np.mean((a - b) ** 2))) for i, a in enumerate(s) for b in s[i + 1:])
+
+    for fam in KNOCK_FAMILIES + CHIME_FAMILIES:
+        for seed in (1, 2):
+            takes = [_chime(src, name, seed)(None) for name in fam]
+            assert spread(takes) < 20.0, (fam, seed, spread(takes))
+    two_bells = [src.sonic_clip("perc_bell"), src.sonic_clip("perc_bell2")]
+    assert spread(two_bells) > 30.0      # the check tells two sounds apart
+    assert spread([_chime(src, BELL_TAKES[0], 1)(None), _chime(src, BELL_TAKES[0], 2)(None)]) > 5.0

@@ -12,7 +12,7 @@ is a handful of BLAS calls; on this size of network that is what makes training 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,10 +64,10 @@ class Params:
         return [getattr(self, n) for n in self.NAMES]
 
     def astype(self, dtype) -> "Params":
-        return Params(*(a.astype(dtype) for a in self.arrays()), unknown_into=self.unknown_into)
+        return replace(self, **{n: getattr(self, n).astype(dtype) for n in self.NAMES})
 
     def copy(self) -> "Params":
-        return Params(*(a.copy() for a in self.arrays()), unknown_into=self.unknown_into)
+        return replace(self, **{n: getattr(self, n).copy() for n in self.NAMES})
 
 
 def fold(probs: np.ndarray, unknown_into: int | None) -> np.ndarray:

@@ -23,7 +23,6 @@ NORM_STD = 10.0
 KH, KW, DEPTH = NUM_FRAMES, 3, 8
 CONV_W = NUM_BINS - KW + 1          # 230
 POOL_W = CONV_W // 2                 # 115
-FLAT = POOL_W * DEPTH                # 920
 
 
 def normalize(x_db: np.ndarray) -> np.ndarray:
@@ -50,6 +49,11 @@ class Params:
     def depth(self) -> int:
         """The conv's depth multiplier: the codelab's 8, or more (``train.depth``)."""
         return int(self.conv_b.shape[0])
+
+    @property
+    def flat(self) -> int:
+        """Features into the dense layer: 115 pooled positions × depth (the codelab's 920)."""
+        return POOL_W * self.depth
 
     @property
     def num_outputs(self) -> int:
@@ -121,7 +125,7 @@ def forward(p: Params, xn: np.ndarray, keep: bool = False):
     even, odd = a1[:, 0::2], a1[:, 1::2]                           # [N, 115, 8] each
     pick = odd > even
     pooled = np.where(pick, odd, even)
-    flat = pooled.reshape(xn.shape[0], POOL_W * p.depth)
+    flat = pooled.reshape(xn.shape[0], p.flat)
     logits = flat @ p.dense_w + p.dense_b
     probs = softmax(logits)
     if keep:
@@ -133,7 +137,7 @@ def logits_and_activations(p: Params, xn: np.ndarray) -> tuple[np.ndarray, np.nd
     """(conv ReLU output [N, 230, 8], logits [N, K]): what int8 calibration needs."""
     a1 = np.maximum(patches(xn) @ p.conv_w.reshape(KH * KW, p.depth) + p.conv_b, 0)
     pooled = np.maximum(a1[:, 0::2], a1[:, 1::2])
-    return a1, pooled.reshape(xn.shape[0], POOL_W * p.depth) @ p.dense_w + p.dense_b
+    return a1, pooled.reshape(xn.shape[0], p.flat) @ p.dense_w + p.dense_b
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

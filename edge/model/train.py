@@ -54,7 +54,7 @@ class Recipe:
     across a tiled one."""
     reverb_decay_db: tuple[float, float] = (1.5, 6.0)
     reverb_wet_db: tuple[float, float] = (-12.0, -3.0)
-    depth: int = 8
+    depth: int = net.DEPTH
     """The conv's depth multiplier (filters over the 3×3 taps): the codelab's 8, or more — the dense
     layer then reads depth × 115 features instead of 920."""
     bank_class: bool = False

@@ -106,7 +106,7 @@ def _conv_preactivation(qm: QuantModel, xn: np.ndarray) -> np.ndarray:
 
 def _simulate_after_conv(qm: QuantModel, z: np.ndarray) -> np.ndarray:
     a = qm.conv_q.dequantize(qm.conv_q.quantize(np.maximum(z, 0)))
-    pooled = np.maximum(a[:, 0::2], a[:, 1::2]).reshape(z.shape[0], qm.flat)
+    pooled = net.pool(a)[0].reshape(z.shape[0], qm.flat)
     dw = (qm.dense_w.T * qm.dense_w_scales).astype(np.float32)
     logits = pooled @ dw + qm.dense_b * (qm.conv_q.scale * qm.dense_w_scales)
     logits = qm.logits_q.dequantize(qm.logits_q.quantize(logits))

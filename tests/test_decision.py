@@ -28,7 +28,8 @@ def run(policy, seq, level=None):
 
 
 def make(**kw):
-    base = ListenSettings(threshold=0.75, smooth_k=2, smooth_n=3, refractory_s=0.0, mode="per_sound")
+    # NOTE: onset gate off here (most tests give every sound one level); its own tests are below.
+    base = ListenSettings(threshold=0.75, smooth_k=2, smooth_n=3, refractory_s=0.0, mode="per_sound", onset_db=0.0)
     return DecisionPolicy(dataclasses.replace(base, **kw), DEFAULT_CLASSES)
 
 
@@ -135,3 +136,48 @@ def test_decision_score_is_the_detections_not_the_current_hops():
     for v in acted:
         assert v.act_score >= 0.75, v
     assert verdicts[3].act_score == pytest.approx(float(LEFT[0]))  # the best detection in the window
+
+
+def _after_talk(talk_hops: int, talk_db: float, sound_db: float, quiet: int = 0):
+    """``talk_hops`` of loud background (not a taught class), ``quiet`` hops at −60 dB, then a left sound."""
+    seq = [NOISE] * talk_hops + [NOISE] * quiet + [LEFT] * 8 + [NOISE] * 10
+    level = [talk_db] * talk_hops + [-60.0] * quiet + [sound_db] * 8 + [-60.0] * 10
+    return seq, level
+
+
+def test_onset_gate_suppresses_a_sound_no_louder_than_the_half_second_before_it():
+    seq, level = _after_talk(40, -30.0, -30.0)
+    assert run(make(onset_db=9.0), seq, level) == []
+    assert run(make(onset_db=0.0), seq, level) == [(41, "left")]
+    # the whole sound is suppressed, not acted on later
+    seq2, level2 = _after_talk(40, -30.0, -30.0)
+    assert run(make(onset_db=9.0), seq2 + seq2[40:], level2 + level2[40:]) == []
+
+
+def test_onset_gate_passes_a_sound_that_rises_out_of_quieter_sound():
+    seq, level = _after_talk(40, -45.0, -30.0)          # 15 dB over the talk before it
+    assert run(make(onset_db=9.0), seq, level) == [(41, "left")]
+    seq, level = _after_talk(40, -36.0, -30.0)          # only 6 dB over it
+    assert run(make(onset_db=9.0), seq, level) == []
+    seq, level = _after_talk(40, -30.0, -30.0, quiet=30)  # the talk stopped 0.7 s before
+    assert run(make(onset_db=9.0), seq, level) == [(71, "left")]
+
+
+def test_onset_gate_passes_at_the_start_of_a_stream_and_after_reset():
+    policy = make(onset_db=9.0)
+    assert run(policy, [LEFT] * 5, -30.0) == [(1, "left")]
+    policy.reset()
+    assert run(policy, [LEFT] * 5, -30.0) == [(1, "left")]
+
+
+def test_onset_gate_leaves_continuous_mode_alone():
+    seq, level = _after_talk(40, -30.0, -30.0)
+    acts = run(make(onset_db=9.0, mode="continuous"), seq, level)
+    assert acts and acts[0] == (41, "left")
+
+
+def test_onset_gate_is_on_by_default():
+    seq, level = _after_talk(40, -30.0, -30.0)
+    policy = DecisionPolicy(ListenSettings(), DEFAULT_CLASSES)
+    assert ListenSettings().onset_db > 0
+    assert run(policy, seq, level) == []

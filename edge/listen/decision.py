@@ -19,6 +19,16 @@ is louder than ``min_level_db``, and c has an action (the background class never
   apart — a wobble with a level dip re-armed mid-whistle, and the detections that went on acted
   the moment the refractory time ran out.
 
+**Onset gate** (``per_sound``, ``onset_db`` > 0): a sound acts only if the window that would act
+(its loudest of the last ``ONSET_PEAK_S``) is ``onset_db`` louder than the median level of the stretch
+``ONSET_PRE_S`` before it; otherwise the sound is suppressed as a whole, like one that wins in the
+refractory time. A taught sound starts out of something quieter and is mostly decided in its first
+0.1–0.2 s; a false move on talk is mostly a syllable in the middle of an utterance, whose half
+second before was just as loud. Measured (room bench, 6 development seeds, streams' false moves
+per hour of household talk, TV and effects): 70 → 31 (knock/chime) and 50 → 28 (snap/whistle),
+the median recall unchanged but 4 points fewer whistles on average — long sounds that the model
+recognises only late are lost.
+
 The score a decision carries (``Verdict.act_score``) is the best probability among the k-of-n
 detections that made it, never the current hop's (which, in ``continuous`` mode or at the end of
 the refractory time, may be under the threshold or of another class).
@@ -41,9 +51,27 @@ import numpy as np
 from edge.config import ClassSpec, ListenSettings
 
 
+ONSET_PRE_S = (0.6, 0.2)
+"""Onset gate: the stretch before a candidate hop whose median level it must rise above, as (from,
+to) seconds back."""
+ONSET_PEAK_S = 0.15
+"""Onset gate: the candidate's level is the loudest window of this last stretch (its own hop included)."""
+
 REARM_MAX_S = 1.0
 """per_sound: re-arm after this long without detections even if the level never fell (steady loud
 background, e.g. music louder than the sound that acted)."""
+
+
+def onset_rise_db(ages_s: np.ndarray, levels_db: np.ndarray) -> float:
+    """How many dB the newest sound rises above what came before it (the onset gate): the loudest
+    level of age ≤ ``ONSET_PEAK_S`` minus the median level of age in ``ONSET_PRE_S``; +inf when
+    nothing that old is known (the start of a stream). ``ages_s`` = seconds before the candidate hop."""
+    older, newer = ONSET_PRE_S
+    pre = levels_db[(ages_s >= newer - 1e-9) & (ages_s <= older + 1e-9)]
+    if pre.size == 0:
+        return float("inf")
+    peak = levels_db[ages_s < ONSET_PEAK_S + 1e-9]
+    return float(np.max(peak) - np.median(pre))
 
 
 @dataclass(frozen=True)
@@ -93,6 +121,8 @@ class DecisionPolicy:
         self._armed = True
         self._peak_db = -np.inf
         self._quiet_since: float | None = None
+        self._levels: deque[tuple[float, float]] = deque()
+        """(t, level) of the last ``ONSET_PRE_S[0]`` seconds, for the onset gate."""
 
     @property
     def threshold(self) -> float:
@@ -143,6 +173,7 @@ class DecisionPolicy:
         self._last_action_t = -1e9
         self._peak_db = -np.inf
         self._quiet_since = None
+        self._levels.clear()
 
     def update(self, probs: np.ndarray, level_db: float, t: float) -> Verdict:
         """``probs`` in the order of the bound model's outputs (or of the config, unbound)."""
@@ -153,6 +184,11 @@ class DecisionPolicy:
         score = float(probs[top])
         hit = (self._acting[top] and score >= self._thresholds[top] and level_db >= self.settings.min_level_db)
         self._push(top if hit else -1, score)
+        gate = self.settings.mode == "per_sound" and self.settings.onset_db > 0
+        if gate:
+            self._levels.append((t, level_db))
+            while self._levels[0][0] < t - ONSET_PRE_S[0] - 1e-6:
+                self._levels.popleft()
         winner = self._winner()
         act, act_score = None, 0.0
         if not self._armed:
@@ -168,7 +204,10 @@ class DecisionPolicy:
         if winner is None:
             pass
         elif t - self._last_action_t >= self.settings.refractory_s - 1e-9:
-            if self.settings.mode == "continuous" or self._armed:
+            if gate and self._armed and self._onset_rise(t) < self.settings.onset_db:
+                # Not the start of a sound (the half second before was as loud): suppressed as a whole.
+                self._disarm(level_db)
+            elif self.settings.mode == "continuous" or self._armed:
                 act = self.labels[winner]
                 act_score = max(s for c, s in self._history if c == winner)
                 self._last_action_t = t
@@ -178,6 +217,10 @@ class DecisionPolicy:
             # the moment the time runs out stepped twice on one wobbling whistle.
             self._disarm(level_db)
         return Verdict(self.labels[top], score, self.labels[top] if hit else None, act, act_score)
+
+    def _onset_rise(self, t: float) -> float:
+        ts, lv = zip(*self._levels)
+        return onset_rise_db(t - np.array(ts), np.array(lv))
 
     def _disarm(self, level_db: float) -> None:
         self._armed = False

@@ -27,7 +27,8 @@ refractory time. A taught sound starts out of something quieter and is mostly de
 second before was just as loud. Measured (room bench, 6 development seeds, streams' false moves
 per hour of household talk, TV and effects): 70 → 31 (knock/chime) and 50 → 28 (snap/whistle),
 the median recall unchanged but 4 points fewer whistles on average — long sounds that the model
-recognises only late are lost.
+recognises only late are lost. The training's calibration leaves the gate out (see
+:mod:`edge.model.calibrate`), so its thresholds and estimates are as without it.
 
 The score a decision carries (``Verdict.act_score``) is the best probability among the k-of-n
 detections that made it, never the current hop's (which, in ``continuous`` mode or at the end of

@@ -138,46 +138,56 @@ def test_decision_score_is_the_detections_not_the_current_hops():
     assert verdicts[3].act_score == pytest.approx(float(LEFT[0]))  # the best detection in the window
 
 
-def _after_talk(talk_hops: int, talk_db: float, sound_db: float, quiet: int = 0):
-    """``talk_hops`` of loud background (not a taught class), ``quiet`` hops at −60 dB, then a left sound."""
+def _after_talk(talk_hops: int, talk_db: float, sound_db: float, quiet: int = 0, swing_db: float = 6.0):
+    """``talk_hops`` of loud background that is not a taught class, its level jumping ``swing_db``
+    from hop to hop as talk's does, ``quiet`` hops at −60 dB, then a left sound (steady)."""
     seq = [NOISE] * talk_hops + [NOISE] * quiet + [LEFT] * 8 + [NOISE] * 10
-    level = [talk_db] * talk_hops + [-60.0] * quiet + [sound_db] * 8 + [-60.0] * 10
+    talk = [talk_db - swing_db * (i % 2) for i in range(talk_hops)]
+    level = talk + [-60.0] * quiet + [sound_db] * 8 + [-60.0] * 10
     return seq, level
 
 
-def test_onset_gate_suppresses_a_sound_no_louder_than_the_half_second_before_it():
-    seq, level = _after_talk(40, -30.0, -30.0)
-    assert run(make(onset_db=9.0), seq, level) == []
+def test_onset_gate_suppresses_a_sound_no_louder_than_the_talk_before_it():
+    seq, level = _after_talk(40, -27.0, -30.0)
+    assert run(make(onset_db=12.0), seq, level) == []
     assert run(make(onset_db=0.0), seq, level) == [(41, "left")]
-    # the whole sound is suppressed, not acted on later
-    seq2, level2 = _after_talk(40, -30.0, -30.0)
-    assert run(make(onset_db=9.0), seq2 + seq2[40:], level2 + level2[40:]) == []
+    # the whole sound is suppressed, not acted on later in it
+    assert run(make(onset_db=12.0), seq[:40] + [LEFT] * 30, level[:40] + [-30.0] * 30) == []
 
 
 def test_onset_gate_passes_a_sound_that_rises_out_of_quieter_sound():
-    seq, level = _after_talk(40, -45.0, -30.0)          # 15 dB over the talk before it
-    assert run(make(onset_db=9.0), seq, level) == [(41, "left")]
-    seq, level = _after_talk(40, -36.0, -30.0)          # only 6 dB over it
-    assert run(make(onset_db=9.0), seq, level) == []
-    seq, level = _after_talk(40, -30.0, -30.0, quiet=30)  # the talk stopped 0.7 s before
-    assert run(make(onset_db=9.0), seq, level) == [(71, "left")]
+    seq, level = _after_talk(40, -45.0, -30.0)          # 15 dB over the talk before it (−45/−51)
+    assert run(make(onset_db=12.0), seq, level) == [(41, "left")]
+    seq, level = _after_talk(40, -43.0, -30.0)          # 13 dB over the talk's median (its louder hops)
+    assert run(make(onset_db=12.0), seq, level) == [(41, "left")]
+    assert run(make(onset_db=15.0), seq, level) == []
+    seq, level = _after_talk(40, -27.0, -30.0, quiet=30)  # the talk stopped 0.7 s before
+    assert run(make(onset_db=12.0), seq, level) == [(71, "left")]
+
+
+def test_onset_gate_passes_one_steady_sound_found_late():
+    """A whistle the model recognises only 0.7 s in: the half second before was as loud, but steady."""
+    seq = [NOISE] * 10 + [NOISE] * 30 + [LEFT] * 8 + [NOISE] * 10
+    level = [-60.0] * 10 + [-30.0] * 38 + [-60.0] * 10
+    assert run(make(onset_db=12.0), seq, level) == [(41, "left")]
+    wobbly = [-60.0] * 10 + [-30.0 - 2.0 * (i % 2) for i in range(38)] + [-60.0] * 10
+    assert run(make(onset_db=12.0), seq, wobbly) == []
 
 
 def test_onset_gate_passes_at_the_start_of_a_stream_and_after_reset():
-    policy = make(onset_db=9.0)
+    policy = make(onset_db=12.0)
     assert run(policy, [LEFT] * 5, -30.0) == [(1, "left")]
     policy.reset()
     assert run(policy, [LEFT] * 5, -30.0) == [(1, "left")]
 
 
 def test_onset_gate_leaves_continuous_mode_alone():
-    seq, level = _after_talk(40, -30.0, -30.0)
-    acts = run(make(onset_db=9.0, mode="continuous"), seq, level)
+    seq, level = _after_talk(40, -27.0, -30.0)
+    acts = run(make(onset_db=12.0, mode="continuous"), seq, level)
     assert acts and acts[0] == (41, "left")
 
 
 def test_onset_gate_is_on_by_default():
-    seq, level = _after_talk(40, -30.0, -30.0)
-    policy = DecisionPolicy(ListenSettings(), DEFAULT_CLASSES)
+    seq, level = _after_talk(40, -27.0, -30.0)
     assert ListenSettings().onset_db > 0
-    assert run(policy, seq, level) == []
+    assert run(DecisionPolicy(ListenSettings(), DEFAULT_CLASSES), seq, level) == []

@@ -23,8 +23,9 @@ class ListenSettings:
                                 "sound's peak first (or 1 s without detections); 0 = re-arm on a detection gap "
                                 "alone.", default=10.0, min=0.0, max=60.0)
     onset_db: float = _doc("per_sound: a sound acts only if it is this many dB louder than the median level of "
-                           "the 0.6-0.2 s before it (talk goes on as loud; a taught sound starts out of "
-                           "something quieter); 0 = off.", default=9.0, min=0.0, max=60.0)
+                           "the 0.6-0.2 s before it, or one steady sound all along (talk goes on as loud, "
+                           "syllable after syllable; a taught sound starts out of something quieter); "
+                           "0 = off.", default=12.0, min=0.0, max=60.0)
     min_level_db: float = _doc("Windows quieter than this (band power of the window, dB) never trigger an action.",
                                default=-100.0, min=-200.0, max=0.0)
     false_move_press_s: float = _doc("Pressing the background class's button this soon after a move marks the move "

@@ -230,3 +230,40 @@ def test_kill_9_during_collection_loses_nothing_reported(tmp_path, anon_broker):
         assert held.get((ev["session"], ev["label"]), 0) == ev["stored"], ev
         if ev["background"]:
             assert held.get((ev["session"], "noise"), 0) == ev["background"], ev
+
+
+def test_a_training_reuses_its_heap_under_the_daemons_malloc_settings():
+    """The daemon fixes glibc's mmap threshold at 128 KiB (flat RSS over months); a training's
+    quarter-MB mini-batch temporaries were then mapped and page-faulted in on every step (Train took
+    2.5× as long). Inside roomy_heap they are reused; after it, the daemon's threshold is back.
+    Its own process: malloc settings are process-wide."""
+    import subprocess
+    import sys
+    code = r'''
+import resource, numpy as np
+from edge.memory import configure_malloc, roomy_heap, release_free_heap
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def churn():
+    f = faults()
+    for _ in range(300):
+        a = np.ones(300_000 // 8); a += 1; del a
+    return faults() - f
+churn()
+default = churn()
+configure_malloc()
+release_free_heap()      # as the daemon does after start-up: the heap's free top is given back
+daemon = churn()
+with roomy_heap():
+    churn()
+    roomy = churn()
+release_free_heap()
+after = churn()
+print(default, daemon, roomy, after)
+'''
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    default, daemon, roomy, after = map(int, out.split())
+    assert daemon > 300 * 50, out          # ~74 pages faulted in per 300 kB array
+    assert roomy < daemon / 10, out
+    assert after > daemon / 2, out          # the daemon's setting is back after the training
+    assert default < daemon / 10, out       # a CLI process (glibc's dynamic threshold) never churned

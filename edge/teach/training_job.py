@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from edge.errors import EdgeError
 from edge.events import EventBus, TrainingProgress
+from edge.memory import roomy_heap
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class TrainingJob:
     def _work(self) -> None:
         t0 = time.monotonic()
         try:
-            outcome = self._trainer(progress=self._progress, should_stop=self._stopping.is_set)
+            with roomy_heap():
+                outcome = self._trainer(progress=self._progress, should_stop=self._stopping.is_set)
         except Exception as exc:  # noqa: BLE001 - reported, the old model stays in service
             if not isinstance(exc, EdgeError):
                 log.exception("training failed")

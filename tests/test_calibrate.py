@@ -43,23 +43,25 @@ def test_vectorised_move_count_agrees_with_the_real_policy():
             assert abs(r - e) <= max(2, 0.1 * r), (th, real, est)
 
 
-def test_thresholds_meet_the_budget_with_the_lowest_threshold_that_does():
+def _calibrate_on(probs, listen, monkeypatch):
+    """Calibrate a stand-in model whose bank stream scores ``probs`` (at one level, −40 dB) and
+    whose 5 held-out ``left`` windows are all sure."""
     cfg = Config()
-    rng = np.random.default_rng(1)
 
     class Params:      # a stand-in: calibrate only needs predict()
         num_classes = 3
 
-    probs = _stream(rng, 20000)
-    negatives = [np.zeros((len(probs), 3, 232), np.float32) - 40]
-    orig = calibrate.predict, calibrate.scored
-    calibrate.scored = lambda params, s: (probs, np.full(len(probs), -40.0))
-    calibrate.predict = lambda params, x: np.tile([0.9995, 0.0003, 0.0002], (len(x), 1))
-    try:
-        cal = calibrate.calibrate(Params(), cfg.labels, [True, True, False], cfg.listen, 1024, negatives,
-                                  {"left": np.zeros((5, 3, 232), np.float32)})
-    finally:
-        calibrate.predict, calibrate.scored = orig
+    monkeypatch.setattr(calibrate, "scored", lambda params, s: (probs, np.full(len(probs), -40.0)))
+    monkeypatch.setattr(calibrate, "predict", lambda params, x: np.tile([0.9995, 0.0003, 0.0002], (len(x), 1)))
+    return calibrate.calibrate(Params(), cfg.labels, [True, True, False], listen, 1024,
+                               [np.zeros((len(probs), 3, 232), np.float32) - 40],
+                               {"left": np.zeros((5, 3, 232), np.float32)})
+
+
+def test_thresholds_meet_the_budget_with_the_lowest_threshold_that_does(monkeypatch):
+    cfg = Config()
+    probs = _stream(np.random.default_rng(1), 20000)
+    cal = _calibrate_on(probs, cfg.listen, monkeypatch)
     minutes = len(probs) * HOP_S / 60
 
     def rate(c, t):
@@ -152,23 +154,11 @@ def test_the_recall_a_threshold_keeps_is_judged_on_sounds_as_another_room_brings
     assert run().thresholds["left"] == 0.995          # judged as taught, the budget would have it there
 
 
-def test_the_onset_gate_does_not_lower_the_calibrated_thresholds():
+def test_the_onset_gate_does_not_lower_the_calibrated_thresholds(monkeypatch):
     """Measured: with the gate in the estimate, the bank's continuous clips counted almost no false
     moves, every threshold fell to 0.5 and the room's false moves rose. The estimate ignores it."""
-    cfg = Config()
-
-    class Params:
-        num_classes = 3
-
+    listen = Config().listen
     probs = _stream(np.random.default_rng(1), 20000)
-    orig = calibrate.predict, calibrate.scored
-    calibrate.scored = lambda params, s: (probs, np.full(len(probs), -40.0))
-    calibrate.predict = lambda params, x: np.tile([0.9995, 0.0003, 0.0002], (len(x), 1))
-    try:
-        got = [calibrate.calibrate(Params(), cfg.labels, [True, True, False],
-                                   dataclasses.replace(cfg.listen, onset_db=db), 1024,
-                                   [np.zeros((len(probs), 3, 232), np.float32)],
-                                   {"left": np.zeros((5, 3, 232), np.float32)}).thresholds for db in (0.0, 9.0)]
-    finally:
-        calibrate.predict, calibrate.scored = orig
+    got = [_calibrate_on(probs, dataclasses.replace(listen, onset_db=db), monkeypatch).thresholds
+           for db in (0.0, 9.0)]
     assert got[0] == got[1] and min(got[0].values()) > 0.5

@@ -136,6 +136,8 @@ class DecisionPolicy:
         self._armed = True
         self._peak_db = -np.inf
         self._quiet_since: float | None = None
+        self._gate = settings.mode == "per_sound" and settings.onset_db > 0
+        """The onset gate is on (settings are fixed for a policy's life: decided once, not per hop)."""
         self._levels: deque[tuple[float, float]] = deque()
         """(t, level) of the last ``ONSET_PRE_S[0]`` seconds, for the onset gate."""
 
@@ -199,8 +201,7 @@ class DecisionPolicy:
         score = float(probs[top])
         hit = (self._acting[top] and score >= self._thresholds[top] and level_db >= self.settings.min_level_db)
         self._push(top if hit else -1, score)
-        gate = self.settings.mode == "per_sound" and self.settings.onset_db > 0
-        if gate:
+        if self._gate:
             self._levels.append((t, level_db))
             while self._levels[0][0] < t - ONSET_PRE_S[0] - 1e-6:
                 self._levels.popleft()
@@ -219,7 +220,7 @@ class DecisionPolicy:
         if winner is None:
             pass
         elif t - self._last_action_t >= self.settings.refractory_s - 1e-9:
-            if gate and self._armed and not self._onset_ok(t):
+            if self._gate and self._armed and not self._onset_ok(t):
                 # Not the start of a sound (the half second before was as loud, and not one steady
                 # sound): suppressed as a whole.
                 self._disarm(level_db)
